@@ -1,0 +1,127 @@
+"""Unified records that every source adapter yields, without loading pixels.
+
+The builder parses annotations into these records apart from reading images (detectron2's dataset
+practice): a record names its image files and carries its boxes, nothing more.
+
+Box format everywhere in this module: xyxy, pixels, float32, in the frame's coordinate system
+(0 <= x < width, 0 <= y < height after clipping).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: Unified class id of an ignore region (a box that is neither a positive nor a negative).
+IGNORE = 0
+
+
+@dataclass
+class FrameRecord:
+    """One annotated frame of a sequence.
+
+    Attributes:
+        index: frame number in the raw sequence, 1-based (MOTChallenge convention).
+        image: path of the raw image file (may not exist: adapters do not touch pixels).
+        boxes: (N, 4) float32, xyxy pixels.
+        track_ids: (N,) int64 track id per box, unique within the frame among positives.
+        labels: (N,) int16 unified class id (1-based position in the class list), ``IGNORE`` (0) for
+            an ignore region.
+        visibility: (N,) float32 in [0, 1]; 1.0 where the source records none.
+    """
+
+    index: int
+    image: Path
+    boxes: np.ndarray
+    track_ids: np.ndarray
+    labels: np.ndarray
+    visibility: np.ndarray
+
+    @staticmethod
+    def empty(index: int, image: Path) -> FrameRecord:
+        """A frame with no boxes (arrays of length 0 with the documented dtypes)."""
+        return FrameRecord(
+            index=index,
+            image=image,
+            boxes=np.zeros((0, 4), np.float32),
+            track_ids=np.zeros((0,), np.int64),
+            labels=np.zeros((0,), np.int16),
+            visibility=np.zeros((0,), np.float32),
+        )
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])
+
+
+@dataclass
+class SequenceRecord:
+    """One raw sequence (a video) of a source, with its frames in increasing ``index`` order.
+
+    Attributes:
+        source: registered adapter name (``bdd100k``, ``dancetrack``, ``mot17``, ``visdrone``).
+        split: official split the sequence comes from (``train``, ``val``, ``test``, ...).
+        name: sequence name as on disk; never contains a path separator or ``..``.
+        frame_rate: frames per second.
+        width, height: image size in pixels.
+        frames: every frame of the sequence, annotated or not, sorted by ``index``.
+        image_ext: image file extension with the dot (``.jpg``).
+    """
+
+    source: str
+    split: str
+    name: str
+    frame_rate: float
+    width: int
+    height: int
+    frames: list[FrameRecord]
+    image_ext: str = ".jpg"
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frames)
+
+
+@dataclass
+class WarningCounter:
+    """Counts every warning the builder raises, by kind, keeping a few examples of each.
+
+    Kinds are short snake_case names (``box_clipped``, ``box_outside_frame``, ``seqinfo_mismatch``,
+    ``missing_image``, ...). ``build_manifest.json`` records ``counts``.
+    """
+
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    max_examples: int = 5
+
+    def add(self, kind: str, example: str = "", n: int = 1) -> None:
+        """Count ``n`` occurrences of ``kind``; keep ``example`` (e.g. ``file:line``) among the first few."""
+        if n <= 0:
+            return
+        self.counts[kind] += n
+        if example:
+            ex = self.examples.setdefault(kind, [])
+            if len(ex) < self.max_examples:
+                ex.append(example)
+
+    def as_dict(self) -> dict[str, int]:
+        """Counts as a plain dict sorted by kind (deterministic JSON)."""
+        return {k: int(self.counts[k]) for k in sorted(self.counts)}
+
+
+class BuilderError(Exception):
+    """Bad input or an impossible request; the message names the file, line or key and what was expected."""
+
+
+def check_sequence_name(name: str, where: str) -> str:
+    """Return ``name`` if it is a safe single path component, else raise ``BuilderError``.
+
+    Rejects empty names, ``.``/``..``, names containing ``/`` or ``\\``, and names with ``..`` in them,
+    since sequence names become directory names in a build.
+    """
+    if not name or name in {".", ".."} or "/" in name or "\\" in name or ".." in name or "\x00" in name:
+        raise BuilderError(f"{where}: sequence name {name!r} is not a safe directory name "
+                           "(expected no path separator and no '..')")
+    return name
