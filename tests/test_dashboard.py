@@ -1,0 +1,73 @@
+"""train.dashboard on scripted run directories (tests/run_fixtures.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import pytest
+from run_fixtures import write_curriculum, write_run
+
+from train.dashboard import DashboardError, build_figure, load_run, main, make_dashboard, order_runs
+
+SIZE = (900, 1600, 3)  # FIGSIZE_IN (16, 9) x DPI 100, BGR
+
+
+def _decoded(path):
+    image = cv2.imread(str(path))
+    assert image is not None, f"{path} does not decode as an image"
+    return image
+
+
+def test_single_run_png(tmp_path):
+    run = write_run(tmp_path / "run", val_hota=(30.0, 45.0, 50.0, 49.0), final_hota={"dancetrack": 50.0})
+    assert main([str(run)]) == 0
+    image = _decoded(run / "dashboard.png")
+    assert image.shape == SIZE and image.std() > 10
+
+
+def test_curriculum_png_flags_forgetting(tmp_path):
+    runs = write_curriculum(tmp_path)
+    out = make_dashboard(list(reversed(runs)), tmp_path / "curriculum.png")  # order comes from model_info
+    assert _decoded(out).shape == SIZE
+    curves = order_runs([load_run(r) for r in reversed(runs)])
+    assert [c.stage for c in curves] == [1, 2, 3]
+    fig = build_figure(curves, tolerance=1.0)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    # dancetrack 55 -> 48 (drop 7 > 1) is flagged; bdd100k 38 -> 37 (drop 1, not > 1) is not.
+    assert sum("FORGETTING" in t for t in texts) == 1
+    assert any(t.startswith("48.0") and "-7.0" in t for t in texts)
+    labels = {tick.get_text() for ax in fig.axes for tick in ax.get_xticklabels()}
+    assert {"stage 1", "stage 2", "stage 3"} <= labels
+
+
+def test_stage_boundaries_break_the_lines(tmp_path):
+    runs = [load_run(r) for r in write_curriculum(tmp_path)]
+    fig = build_figure(runs)
+    loss_ax = fig.axes[0]
+    total = next(line for line in loss_ax.lines if line.get_label() == "loss")
+    ys = list(total.get_ydata())
+    # 3 stages x 3 epochs, plus one NaN break before each of stages 2 and 3.
+    assert len(ys) == 9 + 2 and sum(math.isnan(y) for y in ys) == 2
+
+
+def test_run_without_epochs_renders_placeholders(tmp_path):
+    run = write_run(tmp_path / "r", val_hota=None)
+    assert _decoded(make_dashboard([run], tmp_path / "d.png")).shape == SIZE
+    fig = build_figure([load_run(run)])
+    assert any(t.get_text() == "no data recorded" for ax in fig.axes for t in ax.texts)
+
+
+def test_bad_inputs(tmp_path, capsys):
+    with pytest.raises(DashboardError, match="not a directory"):
+        load_run(tmp_path / "nope")
+    (tmp_path / "r").mkdir()
+    with pytest.raises(DashboardError, match="training_history.json: missing"):
+        load_run(tmp_path / "r")
+    (tmp_path / "r" / "training_history.json").write_text(json.dumps({"epochs": 3}))
+    with pytest.raises(DashboardError, match="'epochs' must be a list"):
+        load_run(tmp_path / "r")
+    (tmp_path / "r" / "training_history.json").write_text("{\n  oops")
+    assert main([str(tmp_path / "r")]) == 2
+    assert "invalid JSON at line 2" in capsys.readouterr().err
