@@ -4,7 +4,7 @@ The builder parses annotations into these records apart from reading images (det
 practice): a record names its image files and carries its boxes, nothing more.
 
 Box format everywhere in this module: xyxy, pixels, float32, in the frame's coordinate system
-(0 <= x < width, 0 <= y < height after clipping).
+(0 <= x1 < x2 <= width, 0 <= y1 < y2 <= height after clipping).
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ class SequenceRecord:
         width, height: image size in pixels.
         frames: every frame of the sequence, annotated or not, sorted by ``index``.
         image_ext: image file extension with the dot (``.jpg``).
+        has_gt: False for a sequence without ground truth (e.g. an official ``test`` split): its frames
+            carry no boxes because none were published, not because the frames are empty.
     """
 
     source: str
@@ -78,6 +80,7 @@ class SequenceRecord:
     height: int
     frames: list[FrameRecord]
     image_ext: str = ".jpg"
+    has_gt: bool = True
 
     @property
     def num_frames(self) -> int:

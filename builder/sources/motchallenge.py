@@ -1,0 +1,193 @@
+"""MOTChallenge-layout sources: ``mot17`` (MOT17, MOT20 and any MOTChallenge set) and ``dancetrack``.
+
+Raw layout under the adapter's root (as the official downloads unpack)::
+
+    <split>/<seq>/seqinfo.ini     [Sequence] name, imDir, frameRate, seqLength, imWidth, imHeight, imExt
+    <split>/<seq>/img1/NNNNNN.jpg  MOT17: 6 digits; DanceTrack: 8 digits (the count is taken from the files)
+    <split>/<seq>/gt/gt.txt        frame,id,x,y,w,h,conf,class,visibility (1-based frames, xywh pixels,
+                                   top-left corner + size, as written; converted to xyxy = x, y, x+w, y+h)
+
+Which frames a sequence has (documented rule; it reproduces the counts of ../shared/realdata/mot17-mini,
+whose seqinfo.ini keeps the full seqLength, e.g. 600, while img1 holds only the first 4 frames):
+
+- images exist: the frames are the union of the image files and the frames named in gt.txt, limited to
+  ``1..seqLength``. A gt frame without its image file stays a frame whose image is missing
+  (:func:`builder.sources.base.missing_images` lists it; ``stats`` counts it, ``build`` refuses it).
+- no image exists (labels-only download): frames ``1..seqLength`` (every one a missing image), or the gt
+  frames when there is no seqinfo.ini either.
+
+seqinfo.ini disagreeing with the files (seqLength vs the number of images when images exist, imWidth/imHeight
+vs the first image's header) counts one ``seqinfo_mismatch`` warning per disagreement; the files win (the
+size of the header is used). A split without gt/gt.txt (``test``) gives frames without boxes and
+``has_gt = False``. Class-map categories are the class column as a string (``"1"``); rules may test the
+attributes ``conf`` and ``visibility``.
+"""
+
+from __future__ import annotations
+
+import configparser
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from builder.records import BuilderError, SequenceRecord, check_sequence_name
+from builder.sources.base import (
+    BoxRows,
+    SourceAdapter,
+    check_integral,
+    image_size,
+    list_frame_images,
+    read_text_rows,
+    register,
+)
+
+GT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "visibility")
+_OFFICIAL_SPLITS = ("train", "val", "test")
+_INT_KEYS = ("seqLength", "imWidth", "imHeight")
+
+
+@dataclass
+class SeqInfo:
+    """The ``[Sequence]`` section of a seqinfo.ini (``None`` where a key is absent)."""
+
+    path: Path
+    im_dir: str = "img1"
+    frame_rate: float | None = None
+    seq_length: int | None = None
+    width: int | None = None
+    height: int | None = None
+    im_ext: str | None = None
+
+
+def read_seqinfo(path: Path) -> SeqInfo | None:
+    """Parse a MOTChallenge seqinfo.ini; ``None`` if the file does not exist.
+
+    Raises:
+        BuilderError: no ``[Sequence]`` section, a syntax error, or a non-numeric value (names the key).
+    """
+    if not path.is_file():
+        return None
+    parser = configparser.ConfigParser()
+    parser.optionxform = str  # keep the case of seqLength, imWidth, ...
+    try:
+        parser.read(path, encoding="utf-8")
+    except configparser.Error as err:
+        raise BuilderError(f"{path}: malformed seqinfo.ini ({err})") from None
+    if "Sequence" not in parser:
+        raise BuilderError(f"{path}: expected a [Sequence] section")
+    sec = parser["Sequence"]
+    values: dict[str, float | int | None] = {}
+    for key in (*_INT_KEYS, "frameRate"):
+        raw = sec.get(key)
+        try:
+            values[key] = None if raw is None else (float(raw) if key == "frameRate" else int(raw))
+        except ValueError:
+            raise BuilderError(f"{path}: key {key!r} must be a number, got {raw!r}") from None
+    return SeqInfo(path=path, im_dir=sec.get("imDir", "img1"), frame_rate=values["frameRate"],
+                   seq_length=values["seqLength"], width=values["imWidth"], height=values["imHeight"],
+                   im_ext=sec.get("imExt"))
+
+
+class MOTChallengeSource(SourceAdapter):
+    """Adapter for the MOTChallenge layout (see the module docstring). Subclasses set the defaults."""
+
+    attributes = ("conf", "visibility")
+    #: Zero-padded digits of image names when no image exists to count them.
+    default_digits = 6
+    #: Frames per second when seqinfo.ini gives none (the MOT17/DanceTrack videos are mostly 30 fps).
+    default_frame_rate = 30.0
+
+    def splits(self) -> list[str]:
+        found = [p.name for p in self.root.iterdir() if p.is_dir() and self._seq_dirs(p)]
+        return [s for s in _OFFICIAL_SPLITS if s in found] + sorted(set(found) - set(_OFFICIAL_SPLITS))
+
+    def sequence_names(self, split: str) -> list[str]:
+        self.check_split(split)
+        return [check_sequence_name(p.name, str(p)) for p in self._seq_dirs(self.root / split)]
+
+    def label_files(self, split: str) -> list[Path]:
+        files = []
+        for name in self.sequence_names(split):
+            seq = self.root / split / name
+            files += [f for f in (seq / "gt" / "gt.txt", seq / "seqinfo.ini") if f.is_file()]
+        return sorted(files)
+
+    @staticmethod
+    def _seq_dirs(folder: Path) -> list[Path]:
+        return sorted(p for p in folder.iterdir() if p.is_dir()
+                      and ((p / "seqinfo.ini").is_file() or (p / "img1").is_dir() or (p / "gt").is_dir()))
+
+    def read_sequence(self, split: str, name: str) -> SequenceRecord:
+        seq_dir = self.root / split / check_sequence_name(name, str(self.root / split))
+        if not seq_dir.is_dir():
+            raise BuilderError(f"{seq_dir}: sequence {name!r} not found in split {split!r}")
+        info = read_seqinfo(seq_dir / "seqinfo.ini") or SeqInfo(path=seq_dir / "seqinfo.ini")
+        im_dir = seq_dir / info.im_dir
+        images, digits, ext = list_frame_images(im_dir, info.im_ext)
+        gt_path = seq_dir / "gt" / "gt.txt"
+        rows = self._read_gt(gt_path) if gt_path.is_file() else BoxRows.empty(gt_path)
+        last = self._last_frame(info, images, rows)
+        rows = self.keep_frames_in_range(rows, last)
+        width, height = self._frame_size(info, im_dir, images)
+        rows = self.sanitise(rows, width, height)
+        if images:
+            indices = sorted(set(images) | set(np.unique(rows.frames).tolist()))
+        else:
+            indices = list(range(1, last + 1))
+        digits = digits or self.default_digits
+        ext = ext or ".jpg"
+        paths = [im_dir / images.get(i, f"{i:0{digits}d}{ext}") for i in indices]
+        return SequenceRecord(source=self.name, split=split, name=name,
+                              frame_rate=info.frame_rate or self.default_frame_rate, width=width, height=height,
+                              frames=self.frame_records(rows, indices, paths), image_ext=ext,
+                              has_gt=gt_path.is_file())
+
+    def _read_gt(self, path: Path) -> BoxRows:
+        table, lines = read_text_rows(path, GT_COLUMNS)
+        check_integral(table, lines, path, {"frame": 0, "id": 1, "class": 7})
+        xywh = table[:, 2:6]
+        boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        attributes = {"conf": table[:, 6], "visibility": table[:, 8]}
+        targets = self.resolve_int_categories(table[:, 7].astype(np.int64), attributes,
+                                              lambda row: f"{path}:{int(lines[row])}")
+        visibility = np.clip(table[:, 8], 0.0, 1.0).astype(np.float32)
+        return BoxRows(table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), boxes, targets, visibility,
+                       path, lines)
+
+    def _last_frame(self, info: SeqInfo, images: dict[int, str], rows: BoxRows) -> int:
+        """The last frame: seqLength (checked against the image count), else the last frame seen."""
+        seen = max(max(images, default=0), int(rows.frames.max()) if len(rows) else 0)
+        if info.seq_length is None:
+            return seen
+        if images and info.seq_length != len(images):
+            self.warnings.add("seqinfo_mismatch",
+                              f"{info.path}: seqLength={info.seq_length} but {len(images)} images in {info.im_dir}")
+        return max(info.seq_length, max(images, default=0))  # images beyond seqLength: the files win
+
+    def _frame_size(self, info: SeqInfo, im_dir: Path, images: dict[int, str]) -> tuple[int, int]:
+        """(width, height): the first image's header when an image exists, else seqinfo.ini, else (0, 0)."""
+        if images:
+            w, h = image_size(im_dir / images[min(images)])
+            if info.width is not None and (info.width, info.height) != (w, h):
+                self.warnings.add("seqinfo_mismatch", f"{info.path}: imWidth x imHeight = {info.width}x"
+                                  f"{info.height} but {images[min(images)]} is {w}x{h}")
+            return w, h
+        if info.width is not None and info.height is not None:
+            return info.width, info.height
+        self.warnings.add("image_size_unknown", str(info.path))
+        return 0, 0
+
+
+@register("mot17")
+class MOT17Source(MOTChallengeSource):
+    """MOT17 (and MOT16/MOT20, same layout): 6-digit image names, class and conf columns honoured."""
+
+    default_digits = 6
+
+
+@register("dancetrack")
+class DanceTrackSource(MOTChallengeSource):
+    """DanceTrack: MOTChallenge layout with 8-digit image names; one class (1 = dancer)."""
+
+    default_digits = 8
