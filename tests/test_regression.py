@@ -1,0 +1,78 @@
+"""The regression gate: before / after / delta rows and FORGETTING beyond the HOTA tolerance."""
+
+from __future__ import annotations
+
+import pytest
+
+from train.regression import GATE_METRICS, compare
+
+
+def metrics(**sets: dict[str, float]) -> dict:
+    """metrics.json with, per val set, per-class HOTA values (other gate metrics = HOTA + 1)."""
+    out = {}
+    for vs, per_class in sets.items():
+        pc = {c: {m: h + (m != "HOTA") for m in GATE_METRICS} for c, h in per_class.items()}
+        comb = {m: sum(v[m] for v in pc.values()) / len(pc) for m in GATE_METRICS}
+        out[vs] = {"combined": comb, "per_class": pc}
+    return {"stage": 1, "val_sets": out}
+
+
+def test_baseline_when_no_previous_stage():
+    reg = compare(None, metrics(dancetrack={"person": 50.0}))
+    assert reg.baseline and reg.passed
+    assert all(r.before is None and r.delta is None for r in reg.rows)
+    assert len(reg.rows) == 2 * len(GATE_METRICS)  # person + combined
+    assert "Baseline" in reg.render_markdown()
+
+
+def test_drop_beyond_tolerance_is_forgetting_and_within_is_not():
+    before = metrics(dancetrack={"person": 60.0}, bdd100k={"person": 40.0, "vehicle": 50.0})
+    after = metrics(dancetrack={"person": 60.0 - 1.5}, bdd100k={"person": 40.0 - 0.9, "vehicle": 55.0})
+    reg = compare(before, after, tolerance=1.0)
+    assert reg.forgetting == [("dancetrack", "person", pytest.approx(-1.5))]
+    assert not reg.passed
+    row = next(r for r in reg.rows if (r.val_set, r.cls, r.metric) == ("bdd100k", "vehicle", "HOTA"))
+    assert (row.before, row.after, row.delta) == (50.0, 55.0, pytest.approx(5.0))
+    md = reg.render_markdown()
+    assert "**FORGETTING**: `dancetrack` / `person`: HOTA -1.50" in md
+    assert "| bdd100k | person | HOTA | 40.00 | 39.10 | -0.90 | ok |" in md
+    assert compare(before, after, tolerance=2.0).passed
+
+
+def test_new_and_missing_val_sets():
+    before = metrics(dancetrack={"person": 60.0}, mot17={"person": 30.0})
+    after = metrics(dancetrack={"person": 61.0}, visdrone={"person": 10.0, "vehicle": 20.0})
+    reg = compare(before, after)
+    assert reg.passed and reg.missing == ["mot17"]
+    new = [r for r in reg.rows if r.val_set == "visdrone"]
+    assert new and all(r.before is None for r in new)
+    assert "WARNING" in reg.render_markdown()
+    assert reg.to_dict()["missing"] == ["mot17"]
+
+
+def test_render_rich_and_bad_input():
+    from rich.console import Console
+
+    reg = compare(metrics(d={"person": 60.0}), metrics(d={"person": 50.0}))
+    console = Console(width=200, record=True)
+    console.print(reg.render_rich())
+    assert "FORGETTING" in console.export_text()
+    with pytest.raises(ValueError, match="tolerance"):
+        compare(None, metrics(d={"person": 1.0}), tolerance=-1)
+    with pytest.raises(ValueError, match="val_sets"):
+        compare(None, {})
+
+
+def test_cli_exit_status(tmp_path, capsys):
+    import json
+
+    from train.regression import main
+
+    (tmp_path / "a.json").write_text(json.dumps(metrics(d={"person": 60.0})))
+    (tmp_path / "b.json").write_text(json.dumps(metrics(d={"person": 55.0})))
+    assert main([str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    assert main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--fail", "--markdown",
+                 str(tmp_path / "r.md")]) == 1
+    assert "FORGETTING" in (tmp_path / "r.md").read_text()
+    assert main(["-", str(tmp_path / "b.json"), "--fail"]) == 0
+    assert main([str(tmp_path / "missing.json"), str(tmp_path / "b.json")]) == 2

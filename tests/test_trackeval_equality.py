@@ -1,0 +1,116 @@
+"""Our evaluation equals trackeval's own MotChallenge2DBox runner on the same MOTChallenge files.
+
+Ground truth: the real MOT17 sample (../shared/realdata/mot17-mini, with distractor classes and zero-marked
+boxes, so TrackEval's preprocessing is exercised). Tracker output: that ground truth perturbed (jittered
+boxes, dropped rows, swapped ids, false positives, predictions on distractors), written as result files.
+The installed trackeval 1.3 runs on numpy 2 as is: no monkeypatching is needed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from train.evaluate import MOT17_RULES, SequenceData, evaluate_raw, evaluate_sequences
+from train.mot_io import MotTable, list_sequences, read_mot_file, read_seqinfo, write_seqmap, write_table
+
+trackeval = pytest.importorskip("trackeval")
+
+MOT17_MINI = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata" / "mot17-mini" / "train"
+TRACKER = "perturbed"
+
+
+def perturb(gt: MotTable, rng: np.random.Generator) -> MotTable:
+    """A plausible tracker output from gt: every row (distractors too), jittered, some dropped / swapped / added."""
+    keep = rng.random(len(gt)) > 0.1
+    out = gt.select(keep)
+    out.boxes = out.boxes + rng.normal(0, 4, out.boxes.shape)
+    out.boxes[:, 2:] = np.maximum(out.boxes[:, 2:], 2)
+    ids = out.ids.copy()
+    uniq = np.unique(ids)
+    if len(uniq) >= 2:  # swap two identities from the middle frame on: ID switches
+        a, b = uniq[:2]
+        late = out.frames >= np.median(out.frames)
+        ids[late & (out.ids == a)], ids[late & (out.ids == b)] = b, a
+    out.ids = ids + 1000
+    n_fp = max(3, len(out) // 10)
+    fp_frames = rng.choice(np.unique(gt.frames), n_fp)
+    fp = MotTable.from_matrix(np.column_stack([
+        fp_frames, 5000 + np.arange(n_fp), rng.uniform(0, 1500, (n_fp, 2)), rng.uniform(20, 120, (n_fp, 2)),
+        np.full(n_fp, 0.5), np.ones(n_fp)]))
+    rows = np.concatenate([np.column_stack([out.frames, out.ids, out.boxes, rng.uniform(0.3, 1, len(out)),
+                                            np.ones(len(out))]), np.column_stack([
+        fp.frames, fp.ids, fp.boxes, fp.conf, fp.classes])])
+    return MotTable.from_matrix(rows)
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory) -> Path:
+    """TrackEval's folder layout: gt/MOT17-train/<seq>, gt/seqmaps, trackers/MOT17-train/<tracker>/data."""
+    if not MOT17_MINI.is_dir():
+        pytest.skip("../shared/realdata/mot17-mini not available")
+    root = tmp_path_factory.mktemp("trackeval")
+    rng = np.random.default_rng(0)
+    seqs = list_sequences(MOT17_MINI)
+    for seq in seqs:
+        dst = root / "gt" / "MOT17-train" / seq
+        (dst / "gt").mkdir(parents=True)
+        shutil.copy(MOT17_MINI / seq / "seqinfo.ini", dst / "seqinfo.ini")
+        shutil.copy(MOT17_MINI / seq / "gt" / "gt.txt", dst / "gt" / "gt.txt")
+        write_table(root / "trackers" / "MOT17-train" / TRACKER / "data" / f"{seq}.txt",
+                    perturb(read_mot_file(dst / "gt" / "gt.txt"), rng))
+    write_seqmap(root / "gt" / "seqmaps" / "MOT17-train.txt", seqs)
+    return root
+
+
+def run_trackeval(root: Path) -> dict:
+    """trackeval's own runner (Evaluator + MotChallenge2DBox), quiet; returns {seq: {metric: fields}}."""
+    eval_cfg = {"USE_PARALLEL": False, "PRINT_RESULTS": False, "PRINT_CONFIG": False, "TIME_PROGRESS": False,
+                "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False, "PLOT_CURVES": False, "LOG_ON_ERROR": None}
+    ds_cfg = {"GT_FOLDER": str(root / "gt"), "TRACKERS_FOLDER": str(root / "trackers"), "BENCHMARK": "MOT17",
+              "SPLIT_TO_EVAL": "train", "TRACKERS_TO_EVAL": [TRACKER], "PRINT_CONFIG": False}
+    metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
+               trackeval.metrics.Identity({"PRINT_CONFIG": False})]
+    evaluator = trackeval.Evaluator(eval_cfg)
+    res, _ = evaluator.evaluate([trackeval.datasets.MotChallenge2DBox(ds_cfg)], metrics)
+    return {seq: r["pedestrian"] for seq, r in res["MotChallenge2DBox"][TRACKER].items()}
+
+
+def expected(fields: dict) -> dict:
+    """TrackEval's fields in our keys and scale."""
+    hota, clear, ident = fields["HOTA"], fields["CLEAR"], fields["Identity"]
+    out = {k: 100 * float(np.mean(hota[k])) for k in ("HOTA", "DetA", "AssA", "LocA", "DetRe", "DetPr")}
+    out.update(MOTA=100 * clear["MOTA"], MOTP=100 * clear["MOTP"], IDF1=100 * ident["IDF1"],
+               IDP=100 * ident["IDP"], IDR=100 * ident["IDR"], IDSW=clear["IDSW"], FP=clear["CLR_FP"],
+               FN=clear["CLR_FN"], Frag=clear["Frag"], MT=clear["MT"], PT=clear["PT"], ML=clear["ML"])
+    return out
+
+
+def test_equals_trackeval_runner(layout):
+    official = run_trackeval(layout)
+    ours = evaluate_raw("mot17", layout / "gt" / "MOT17-train" / "..", "MOT17-train",
+                        layout / "trackers" / "MOT17-train" / TRACKER / "data", classes=["person", "vehicle"],
+                        seqmap=layout / "gt" / "seqmaps" / "MOT17-train.txt")["val_sets"]["mot17"]
+    want = expected(official["COMBINED_SEQ"])
+    assert want["IDSW"] > 0 and want["FP"] > 0 and want["FN"] > 0  # the perturbation exercises the metrics
+    for key, value in want.items():
+        assert ours["combined"][key] == pytest.approx(value, abs=1e-9), key
+    for seq, fields in official.items():
+        if seq == "COMBINED_SEQ":
+            continue
+        for key, value in expected(fields).items():
+            assert ours["per_sequence"][seq][key] == pytest.approx(value, abs=1e-9), (seq, key)
+
+
+def test_distractor_predictions_removed_like_trackeval(layout):
+    """Removing the distractor rule changes the score, so the equality above really tests the preprocessing."""
+    seq = "MOT17-02-FRCNN"  # has static persons (7) and distractors (8)
+    gt_dir = layout / "gt" / "MOT17-train" / seq
+    data = SequenceData(seq, read_seqinfo(gt_dir).length, read_mot_file(gt_dir / "gt" / "gt.txt"),
+                        read_mot_file(layout / "trackers" / "MOT17-train" / TRACKER / "data" / f"{seq}.txt"))
+    with_rule = evaluate_sequences([data], {"person": 1}, MOT17_RULES)["combined"]
+    no_rule = evaluate_sequences([data], {"person": 1}, type(MOT17_RULES)("match", (), True))["combined"]
+    assert no_rule["FP"] > with_rule["FP"]

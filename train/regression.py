@@ -1,0 +1,207 @@
+"""The per-stage regression gate: before / after / delta of tracking metrics per val set and class.
+
+``compare(previous, current)`` takes two ``metrics.json`` dicts (the parent stage's and this stage's, see
+docs/CONTRACTS.md) and lists, for every val set, every class and the ``combined`` entry, the metrics
+HOTA, DetA, AssA, IDF1 and MOTA before and after. A HOTA drop of more than ``tolerance`` points on a
+class of a val set is FORGETTING. The default tolerance, 1.0 HOTA point, is the run-to-run spread of
+HOTA on DanceTrack that the project's plan takes as the noise level (DESIGN.md "Regression check", issue 4:
+"the published run-to-run spread of HOTA on DanceTrack"); drops within it are not flagged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Metrics compared, in table order (all on the 0-100 scale of metrics.json).
+GATE_METRICS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA")
+#: The metric whose drop is forgetting.
+FORGETTING_METRIC = "HOTA"
+#: Default tolerance in HOTA points (see the module docstring for its source).
+DEFAULT_TOLERANCE = 1.0
+
+
+@dataclass(frozen=True)
+class Row:
+    """One comparison: ``delta = after - before`` (None when either side is missing)."""
+
+    val_set: str
+    cls: str
+    metric: str
+    before: float | None
+    after: float | None
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.before is None or self.after is None else self.after - self.before
+
+
+@dataclass
+class Regression:
+    """Result of :func:`compare`.
+
+    Attributes:
+        rows: every (val set, class or ``combined``, metric) comparison.
+        forgetting: ``(val set, class, HOTA delta)`` for every class whose HOTA dropped by more than
+            ``tolerance`` (classes of a val set; ``combined`` only for a val set without per-class entries).
+        tolerance: HOTA points of noise allowed.
+        baseline: True when there was no previous stage (every ``before`` is None).
+        missing: val sets the previous stage was evaluated on but this one was not.
+    """
+
+    rows: list[Row]
+    forgetting: list[tuple[str, str, float]] = field(default_factory=list)
+    tolerance: float = DEFAULT_TOLERANCE
+    baseline: bool = False
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """No forgetting flagged."""
+        return not self.forgetting
+
+    def _flag(self, row: Row) -> str:
+        if row.metric != FORGETTING_METRIC or row.delta is None:
+            return "new" if row.before is None and not self.baseline else ""
+        if (row.val_set, row.cls, row.delta) in self.forgetting:
+            return "FORGETTING"
+        return "ok" if row.delta >= -self.tolerance else "drop"
+
+    def render_markdown(self) -> str:
+        """Markdown: a loud FORGETTING block (if any), then a before / after / delta table."""
+        lines = []
+        if self.baseline:
+            lines += ["Baseline: no previous stage to compare with (first stage or parent not evaluated).", ""]
+        for vs, cls, delta in self.forgetting:
+            lines.append(f"> **FORGETTING**: `{vs}` / `{cls}`: HOTA {delta:+.2f} points "
+                         f"(beyond the {self.tolerance:.1f}-point tolerance)")
+        for vs in self.missing:
+            lines.append(f"> **WARNING**: val set `{vs}` was evaluated in the previous stage but not in this one")
+        if lines and not self.baseline:
+            lines.append("")
+        lines += [f"HOTA tolerance: {self.tolerance:.1f} points (run-to-run spread of HOTA on DanceTrack).", "",
+                  "| val set | class | metric | before | after | delta | flag |", "|---|---|---|---:|---:|---:|---|"]
+        for row in self.rows:
+            flag = self._flag(row)
+            lines.append(f"| {row.val_set} | {row.cls} | {row.metric} | {_num(row.before)} | {_num(row.after)} "
+                         f"| {_num(row.delta, signed=True)} | {'**' + flag + '**' if flag == 'FORGETTING' else flag} |")
+        return "\n".join(lines) + "\n"
+
+    def render_rich(self):
+        """A rich Table (FORGETTING rows in bold red) for the terminal."""
+        from rich.table import Table
+
+        title = "Regression gate: baseline (no previous stage)" if self.baseline else (
+            f"Regression gate vs previous stage (HOTA tolerance {self.tolerance:.1f})"
+            + (" - FORGETTING" if self.forgetting else " - passed"))
+        table = Table(title=title)
+        for name, justify in (("val set", "left"), ("class", "left"), ("metric", "left"), ("before", "right"),
+                              ("after", "right"), ("delta", "right"), ("flag", "left")):
+            table.add_column(name, justify=justify)
+        for row in self.rows:
+            flag = self._flag(row)
+            table.add_row(row.val_set, row.cls, row.metric, _num(row.before), _num(row.after),
+                          _num(row.delta, signed=True), flag,
+                          style="bold red" if flag == "FORGETTING" else ("yellow" if flag == "drop" else None))
+        return table
+
+    def to_dict(self) -> dict:
+        """JSON-ready: tolerance, baseline, forgetting, missing, rows."""
+        return {"tolerance": self.tolerance, "baseline": self.baseline, "missing": self.missing,
+                "forgetting": [{"val_set": v, "class": c, "delta": d} for v, c, d in self.forgetting],
+                "rows": [{"val_set": r.val_set, "class": r.cls, "metric": r.metric, "before": r.before,
+                          "after": r.after, "delta": r.delta} for r in self.rows]}
+
+
+def _num(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.2f}" if signed else f"{value:.2f}"
+
+
+def _entries(val_set_entry: dict) -> dict[str, dict]:
+    """{class name or 'combined': metrics} of one val-set entry (per-class entries first)."""
+    out = dict(val_set_entry.get("per_class", {}))
+    if "combined" in val_set_entry:
+        out["combined"] = val_set_entry["combined"]
+    return out
+
+
+def _value(metrics: dict | None, key: str) -> float | None:
+    if metrics is None or metrics.get(key) is None:
+        return None
+    return float(metrics[key])
+
+
+def compare(previous: dict | None, current: dict, *, tolerance: float = DEFAULT_TOLERANCE) -> Regression:
+    """Compare two metrics.json dicts (``{"val_sets": {set: {"combined", "per_class"}}}``).
+
+    Args:
+        previous: the parent stage's metrics.json, or None for the first stage (baseline table).
+        current: this stage's metrics.json.
+        tolerance: HOTA points a class may drop before it is FORGETTING (>= 0).
+
+    Returns:
+        :class:`Regression` with rows for every val set of ``current`` (and of ``previous``), every class
+        and ``combined``, and the metrics :data:`GATE_METRICS`.
+
+    Raises:
+        ValueError: negative tolerance, or ``current`` without a ``val_sets`` dict.
+    """
+    if tolerance < 0:
+        raise ValueError(f"regression tolerance must be >= 0, got {tolerance}")
+    if not isinstance(current.get("val_sets"), dict):
+        raise ValueError("current metrics: expected a dict with a 'val_sets' mapping (metrics.json format)")
+    before_sets = (previous or {}).get("val_sets", {}) or {}
+    after_sets = current["val_sets"]
+    reg = Regression(rows=[], tolerance=tolerance, baseline=previous is None,
+                     missing=sorted(set(before_sets) - set(after_sets)))
+    for vs in list(after_sets) + [v for v in before_sets if v not in after_sets]:
+        before, after = _entries(before_sets.get(vs, {})), _entries(after_sets.get(vs, {}))
+        classes = list(after) + [c for c in before if c not in after]
+        for cls in classes:
+            for metric in GATE_METRICS:
+                reg.rows.append(Row(vs, cls, metric, _value(before.get(cls), metric), _value(after.get(cls), metric)))
+        per_class = [c for c in classes if c != "combined"] or ["combined"]
+        for cls in per_class:
+            row = Row(vs, cls, FORGETTING_METRIC, _value(before.get(cls), FORGETTING_METRIC),
+                      _value(after.get(cls), FORGETTING_METRIC))
+            if row.delta is not None and row.delta < -tolerance:
+                reg.forgetting.append((vs, cls, row.delta))
+    return reg
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m train.regression PREVIOUS.json CURRENT.json [--tolerance 1.0] [--fail] [--markdown OUT.md]``.
+
+    Prints the regression table; exit status 1 when ``--fail`` and FORGETTING was found, 2 on bad input.
+    PREVIOUS may be ``-`` for a baseline table.
+    """
+    import argparse
+    import json
+    from pathlib import Path
+
+    from rich.console import Console
+
+    p = argparse.ArgumentParser(prog="python -m train.regression", description="Compare two metrics.json files.")
+    p.add_argument("previous", help="the parent stage's metrics.json, or - for none (baseline)")
+    p.add_argument("current", help="this stage's metrics.json")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="HOTA points (default 1.0)")
+    p.add_argument("--fail", action="store_true", help="exit 1 when FORGETTING is found")
+    p.add_argument("--markdown", type=Path, help="also write the markdown table here")
+    args = p.parse_args(argv)
+    try:
+        prev = None if args.previous == "-" else json.loads(Path(args.previous).read_text(encoding="utf-8"))
+        reg = compare(prev, json.loads(Path(args.current).read_text(encoding="utf-8")), tolerance=args.tolerance)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}")
+        return 2
+    Console(width=160).print(reg.render_rich())
+    if args.markdown:
+        args.markdown.write_text(reg.render_markdown(), encoding="utf-8")
+    return 1 if args.fail and reg.forgetting else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Evaluate a detector as a tracker on a build's val sets: what stage training calls during and after a stage.
+
+For every val set (the ``<source>__`` prefix of a build split's sequence folders) the detector runs over
+every frame (eval mode, no grad, frames batched), the ByteTrack-style tracker links the detections, and
+
+- ``<out_dir>/<val set>/tracker/<seq>.txt`` holds the MOTChallenge result files,
+- ``<out_dir>/<val set>/metrics.json`` holds ``{"combined", "per_class", "per_sequence", "detection"}``:
+  HOTA / CLEAR / Identity from :mod:`train.evaluate` (the source benchmark's preprocessing) and COCO
+  detection AP from :mod:`train.coco_eval` on the build's ``annotations/<split>.json``.
+
+Usage (from Python; the CLI equivalents are ``python -m train.track`` then ``python -m train.evaluate``)::
+
+    result = evaluate_model(model, "data/builds/demo_stage1", "val", "runs/x/eval", classes=["person", "vehicle"],
+                            tracker_params={}, device="cpu")
+    result["val_sets"]["dancetrack"]["combined"]["HOTA"]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from train.coco_eval import detections_to_coco, evaluate_detections, image_ids_by_frame, load_coco
+from train.evaluate import build_val_sets, evaluate_mot, read_build_classes, rules_for_source
+from train.track import DEFAULT_BATCH, TorchDetector, track_sequence
+
+log = logging.getLogger(__name__)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write JSON atomically (tmp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+class _DetectionCollector:
+    """Collects one sequence's raw detections as COCO result dicts (image ids from the COCO-VID file)."""
+
+    def __init__(self, frame_to_image: dict[int, int]) -> None:
+        self.frame_to_image = frame_to_image
+        self.results: list[dict] = []
+        self.image_ids: list[int] = []
+
+    def __call__(self, frame: int, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> None:
+        image_id = self.frame_to_image.get(frame)
+        if image_id is None:
+            return
+        self.image_ids.append(image_id)
+        self.results += detections_to_coco(image_id, boxes, scores, labels)
+
+
+def _track_val_set(coco, names: list[str], out_dir: Path, detect, tracker_params, batch_size, max_frames,
+                  split_dir: Path) -> dict | None:
+    """Detect and track every sequence of one val set; return its detection AP (None without a COCO file)."""
+    results, image_ids = [], []
+    for name in names:
+        collector = None
+        if coco is not None:
+            try:
+                collector = _DetectionCollector(image_ids_by_frame(coco, name))
+            except KeyError as exc:
+                log.warning("%s: no detection AP for this sequence (%s)", name, exc)
+        track_sequence(detect, split_dir / name, out_dir / "tracker" / f"{name}.txt", tracker_params=tracker_params,
+                       batch_size=batch_size, max_frames=max_frames, on_detections=collector)
+        if collector is not None:
+            results += collector.results
+            image_ids += collector.image_ids
+    if coco is None or not image_ids:
+        return None
+    return evaluate_detections(coco, results, image_ids=image_ids)
+
+
+def evaluate_model(model, build_dir: Path | str, split: str, out_dir: Path | str, *, classes: list[str] | None,
+                   tracker_params: dict | None, score_thresh: float = 0.05, device="cpu",
+                   val_sets: list[str] | None = None, max_frames: int | None = None,
+                   batch_size: int = DEFAULT_BATCH) -> dict:
+    """Detect, track and score ``model`` on every val set of ``<build_dir>/<split>`` (or only ``val_sets``).
+
+    Args:
+        model: torchvision detector (eval-mode output boxes xyxy px, scores, labels = unified class ids).
+            It is left in eval mode; callers in training switch it back.
+        build_dir: a build folder (``build_manifest.json``, ``<split>/``, ``seqmaps/``, ``annotations/``).
+        split: usually ``val``.
+        out_dir: where ``<val set>/tracker/<seq>.txt`` and ``<val set>/metrics.json`` go.
+        classes: the model's class list (ids 1-based); None = the build's.
+        tracker_params: :class:`train.tracker.ByteTracker` keyword arguments.
+        score_thresh: detections below this score are dropped before tracking and AP.
+        device: torch device the model is on.
+        val_sets: only these val sets (default all of the split).
+        max_frames: only frames 1..max_frames of each sequence (quick checks during training).
+        batch_size: frames per forward pass.
+
+    Returns:
+        ``{"val_sets": {set: {"combined", "per_class", "per_sequence", "detection"}}}`` (metrics.json's
+        per-val-set shape; ``detection`` is None when the build has no COCO file for the split).
+
+    Raises:
+        FileNotFoundError / EvaluationError naming the missing or malformed file.
+    """
+    build_dir, out_dir = Path(build_dir), Path(out_dir)
+    classes = list(classes) if classes else read_build_classes(build_dir)
+    ann = build_dir / "annotations" / f"{split}.json"
+    coco = load_coco(ann) if ann.is_file() else None
+    if coco is None:
+        log.warning("%s: missing, detection AP skipped", ann)
+    detect = TorchDetector(model, device, score_thresh)
+    out = {}
+    for vs, names in build_val_sets(build_dir, split, val_sets).items():
+        start = time.perf_counter()
+        vs_dir = out_dir / vs
+        detection = _track_val_set(coco, names, vs_dir, detect, tracker_params, batch_size, max_frames,
+                                  build_dir / split)
+        entry = evaluate_mot(build_dir / split, vs_dir / "tracker", classes=classes, seqs=names,
+                             rules=rules_for_source(vs), max_frames=max_frames)
+        entry["detection"] = detection
+        _write_json(vs_dir / "metrics.json", entry)
+        out[vs] = entry
+        log.info("%s: HOTA %.1f IDF1 %.1f MOTA %.1f AP %s (%d sequences, %.1f s)", vs, entry["combined"]["HOTA"],
+                 entry["combined"]["IDF1"], entry["combined"]["MOTA"],
+                 "-" if not detection or detection["AP"] is None else f"{detection['AP']:.1f}", len(names),
+                 time.perf_counter() - start)
+    return {"val_sets": out}

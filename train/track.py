@@ -1,0 +1,281 @@
+"""Run a detector + the ByteTrack-style tracker over MOTChallenge-layout sequences; write result files.
+
+One result file per sequence, ``<out>/<seq>.txt``, rows ``frame,id,x,y,w,h,score,class,-1,-1``
+(1-based frames, xywh pixels, class = unified class id), as ``python -m train.evaluate`` and TrackEval read.
+
+Usage::
+
+    python -m train.track --checkpoint runs/stage1/latest/best_model.pth \\
+        --split-dir data/builds/demo_stage1/val --out runs/track/demo_stage1 [--seqs dancetrack__x ...]
+    python -m train.track --checkpoint best_model.pth --raw mot17 --root data/raw/MOT17 --split train \\
+        --out runs/track/mot17
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from train.mot_io import list_sequences, read_seqinfo, write_results, xyxy_to_xywh
+from train.tracker import ByteTracker, Tracks
+
+log = logging.getLogger(__name__)
+
+#: ``detect(image_bgr uint8 (H, W, 3)) -> (boxes (N, 4) float32 xyxy px, scores (N,), labels (N,) int)``.
+DetectFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+#: Frames sent to the model at once by :class:`TorchDetector` (CPU and GPU both gain from batching).
+DEFAULT_BATCH = 8
+
+
+class TorchDetector:
+    """A torchvision detector as a ``detect`` function, with a batched variant.
+
+    Args:
+        model: torchvision detection model (eval-mode output ``[{"boxes", "scores", "labels"}]``).
+        device: torch device (``"cpu"``, ``"cuda"``, a ``torch.device``).
+        score_thresh: detections below this score are dropped before tracking.
+
+    Calling converts BGR uint8 (H, W, 3) images to RGB float32 (3, H, W) tensors in [0, 1] and runs the
+    model in eval mode under ``torch.no_grad``; boxes come back xyxy pixels of the input image.
+    """
+
+    def __init__(self, model, device="cpu", score_thresh: float = 0.05) -> None:
+        self.model = model
+        self.device = device
+        self.score_thresh = score_thresh
+
+    def __call__(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.batch([image_bgr])[0]
+
+    def batch(self, images_bgr: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Detections for several images at once (one forward pass)."""
+        import torch
+
+        self.model.eval()
+        tensors = [torch.from_numpy(np.ascontiguousarray(im[:, :, ::-1])).to(self.device).permute(2, 0, 1)
+                   .float().div_(255.0) for im in images_bgr]
+        with torch.no_grad():
+            outputs = self.model(tensors)
+        result = []
+        for out in outputs:
+            keep = out["scores"] >= self.score_thresh
+            result.append((out["boxes"][keep].float().cpu().numpy(), out["scores"][keep].float().cpu().numpy(),
+                           out["labels"][keep].cpu().numpy().astype(np.int64)))
+        return result
+
+
+def detector_from_checkpoint(path: Path | str, device="cpu",
+                             score_thresh: float = 0.05) -> tuple[TorchDetector, list[str]]:
+    """Load ``best_model.pth`` (``{"state_dict", "classes", "config"}``) into a :class:`TorchDetector`.
+
+    The model is rebuilt with ``train.models.build_model(**config["model"], num_classes=len(classes))``
+    (pretrained-weights path ignored: the checkpoint holds every weight).
+
+    Returns:
+        (detector, class list).
+
+    Raises:
+        FileNotFoundError: no such checkpoint. KeyError: the checkpoint lacks a required key (named).
+    """
+    import torch
+
+    from train.models import build_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found (expected a stage run's best_model.pth)")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    for key in ("state_dict", "classes", "config"):
+        if key not in ckpt:
+            raise KeyError(f"{path}: checkpoint has no '{key}' (expected keys state_dict, classes, config)")
+    cfg_model = {k: v for k, v in dict(ckpt["config"]["model"]).items() if k not in ("_target_", "weights_path")}
+    classes = list(ckpt["classes"])
+    model = build_model(**cfg_model, num_classes=len(classes))
+    model.load_state_dict(ckpt["state_dict"])
+    model.to(device).eval()
+    return TorchDetector(model, device, score_thresh), classes
+
+
+def _frames(seq_dir: Path, max_frames: int | None) -> tuple[float, list[tuple[int, Path | None]]]:
+    """(frame rate, [(frame, image path or None when the image is missing)]) for frames 1..last image."""
+    info = read_seqinfo(seq_dir)
+    img_dir = seq_dir / info.im_dir
+    # frame number -> file, whatever the zero padding (MOT17: 000001.jpg, DanceTrack and builds: 00000001.jpg)
+    present = {int(p.stem): p for p in img_dir.glob(f"*{info.im_ext}") if p.stem.isdigit()} if img_dir.is_dir() else {}
+    if not present:
+        raise FileNotFoundError(f"{img_dir}: no {info.im_ext} frames found")
+    last = min(max(present), info.length, max_frames or info.length)
+    missing = [f for f in range(1, last + 1) if f not in present]
+    if max(present) < info.length and not max_frames:
+        log.warning("%s: images stop at frame %d of seqLength %d; later frames are not tracked",
+                    seq_dir.name, max(present), info.length)
+    if missing:
+        log.warning("%s: %d frame image(s) missing before frame %d (first: %d); tracked with no detections",
+                    seq_dir.name, len(missing), last, missing[0])
+    return info.frame_rate, [(f, present.get(f)) for f in range(1, last + 1)]
+
+
+def _detections(detect: DetectFn, frames: list[tuple[int, Path | None]],
+                batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Detections per frame in order, batched through ``detect.batch`` when the detector has one."""
+    batch_fn = getattr(detect, "batch", None)
+    empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+    for start in range(0, len(frames), batch_size if batch_fn else 1):
+        chunk = frames[start:start + (batch_size if batch_fn else 1)]
+        images = {}
+        for f, p in chunk:
+            if p is not None:
+                im = cv2.imread(str(p), cv2.IMREAD_COLOR)
+                if im is None:
+                    raise OSError(f"{p}: cannot read image")
+                images[f] = im
+        if batch_fn and images:
+            dets = dict(zip(images, batch_fn(list(images.values())), strict=True))
+        else:
+            dets = {f: detect(im) for f, im in images.items()}
+        for f, _ in chunk:
+            yield dets.get(f, empty)
+
+
+def make_tracker(params: dict | None, frame_rate: float) -> ByteTracker:
+    """A :class:`ByteTracker` from a parameter dict (e.g. the ``tracker`` config group); ``frame_rate`` is the
+    sequence's unless ``params`` sets it.
+
+    Raises:
+        ValueError: an unknown parameter name (lists the valid ones) or a bad value.
+    """
+    params = dict(params or {})
+    valid = [n for n in inspect.signature(ByteTracker).parameters if n != "self"]
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ValueError(f"tracker parameter(s) {unknown} not known; valid: {valid}")
+    return ByteTracker(**{"frame_rate": frame_rate, **params})
+
+
+#: ``on_detections(frame, boxes (N, 4) xyxy px, scores (N,), labels (N,))``, called before tracking.
+DetectionHook = Callable[[int, np.ndarray, np.ndarray, np.ndarray], None]
+
+
+def track_sequence(detect: DetectFn, seq_dir: Path | str, out_file: Path | str, *, tracker_params: dict | None = None,
+                   batch_size: int = DEFAULT_BATCH, max_frames: int | None = None,
+                   on_detections: DetectionHook | None = None) -> Path:
+    """Detect and track one sequence folder (``seqinfo.ini``, ``img1/``); write its result file.
+
+    Args:
+        detect: see :data:`DetectFn`; if it has a ``batch(images)`` method, frames go through it in batches.
+        seq_dir: MOTChallenge sequence folder.
+        out_file: result file to write.
+        tracker_params: keyword arguments of :class:`ByteTracker` (``frame_rate`` defaults to seqinfo's).
+        batch_size: frames per ``detect.batch`` call.
+        max_frames: only frames 1..max_frames (quick evaluations during training).
+        on_detections: called with every frame's raw detections (e.g. to collect them for detection AP).
+    """
+    seq_dir = Path(seq_dir)
+    frame_rate, frames = _frames(seq_dir, max_frames)
+    tracker = make_tracker(tracker_params, frame_rate)
+    rows: list[tuple[int, Tracks]] = []
+    for (f, _), (boxes, scores, labels) in zip(frames, _detections(detect, frames, batch_size), strict=True):
+        if on_detections is not None:
+            on_detections(f, boxes, scores, labels)
+        rows.append((f, tracker.update(boxes, scores, labels)))
+    frames_col = np.concatenate([np.full(len(t), f) for f, t in rows]) if rows else np.zeros(0)
+    return write_results(out_file, frames_col, _stack(rows, "track_ids"), xyxy_to_xywh(_stack(rows, "boxes")),
+                         _stack(rows, "scores"), _stack(rows, "labels"))
+
+
+def _stack(rows: list[tuple[int, Tracks]], attr: str) -> np.ndarray:
+    """Concatenate one attribute of the per-frame Tracks (empty array of the right width when none)."""
+    parts = [getattr(t, attr) for _, t in rows]
+    return np.concatenate(parts) if parts else np.zeros((0, 4) if attr == "boxes" else 0)
+
+
+def track_split(detect: DetectFn, split_dir: Path | str, out_dir: Path | str, *, tracker_params: dict | None = None,
+                seqs: list[str] | None = None, progress: bool = False, batch_size: int = DEFAULT_BATCH,
+                max_frames: int | None = None) -> list[Path]:
+    """Track every sequence of a split folder (or only ``seqs``); write ``<out_dir>/<seq>.txt`` each.
+
+    Returns:
+        the result files written, in sequence order.
+
+    Raises:
+        FileNotFoundError: the split folder, a requested sequence or its frames are missing (named).
+    """
+    split_dir, out_dir = Path(split_dir), Path(out_dir)
+    names = seqs or list_sequences(split_dir)
+    unknown = [n for n in names if not (split_dir / n / "seqinfo.ini").is_file()]
+    if unknown:
+        raise FileNotFoundError(f"{split_dir}: no sequence folder (with seqinfo.ini) for {unknown}")
+    iterator = names
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(names, desc=f"tracking {split_dir.name}", unit="seq")
+    written = []
+    for name in iterator:
+        written.append(track_sequence(detect, split_dir / name, out_dir / f"{name}.txt",
+                                      tracker_params=tracker_params, batch_size=batch_size, max_frames=max_frames))
+    return written
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m train.track", description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", required=True, type=Path, help="a stage run's best_model.pth")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--split-dir", type=Path, help="a build split folder, e.g. data/builds/demo_stage1/val")
+    src.add_argument("--raw", choices=["mot17", "dancetrack"], help="a raw MOTChallenge-layout split")
+    p.add_argument("--root", type=Path, help="raw dataset root (with --raw): <root>/<split>/<seq>/img1")
+    p.add_argument("--split", default="val", help="raw split (with --raw)")
+    p.add_argument("--out", required=True, type=Path, help="folder for the <seq>.txt result files")
+    p.add_argument("--seqs", nargs="*", help="only these sequences")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--score-thresh", type=float, default=0.05, help="detections below are dropped")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
+    p.add_argument("--max-frames", type=int, help="only frames 1..N of each sequence (a quick look)")
+    p.add_argument("--tracker", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="ByteTracker keyword arguments, e.g. high_thresh=0.6 track_buffer=60")
+    return p.parse_args(argv)
+
+
+def _tracker_overrides(pairs: list[str]) -> dict:
+    """``["high_thresh=0.6", "per_class=false"]`` -> ``{"high_thresh": 0.6, "per_class": False}``."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--tracker {pair!r}: expected KEY=VALUE")
+        low = value.lower()
+        out[key] = low == "true" if low in ("true", "false") else (int(value) if value.lstrip("-").isdigit()
+                                                                     else float(value))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; returns the exit status (0 ok, 2 bad input)."""
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        split_dir = args.split_dir if args.split_dir else (args.root / args.split if args.root else None)
+        if split_dir is None:
+            raise ValueError("--raw needs --root (the dataset's root folder)")
+        detect, classes = detector_from_checkpoint(args.checkpoint, args.device, args.score_thresh)
+        start = time.perf_counter()
+        files = track_split(detect, split_dir, args.out, tracker_params=_tracker_overrides(args.tracker),
+                            seqs=args.seqs, progress=True, batch_size=args.batch_size, max_frames=args.max_frames)
+    except (FileNotFoundError, KeyError, ValueError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(files)} result files to {args.out} in {time.perf_counter() - start:.1f} s "
+          f"(classes: {', '.join(f'{i + 1}={c}' for i, c in enumerate(classes))})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
