@@ -1,0 +1,227 @@
+"""Re-check a build on disk against its build_manifest.json and the locked manifests.
+
+``verify_build(build_dir)`` checks, and reports every problem it finds (it does not stop at the first):
+
+- every sequence directory of ``splits`` exists, with ``seqLength`` frames in seqinfo.ini and img1/;
+- every img1 link resolves to an existing file;
+- the content digest recomputed from the build alone (raw frame numbers from build_manifest.json,
+  image names from the link targets, boxes/ids/classes from gt.txt) equals the recorded one, the
+  split digests equal ``digests``, and each val/test digest equals the locked manifest's;
+- counts recomputed from gt.txt equal ``counts`` (sequences, frames, boxes, ignore, identities,
+  per class);
+- annotations/<split>.json agrees with gt.txt (videos, images per video, positive boxes and ignore
+  regions with their boxes and classes) and seqmaps/<split>.txt lists the split's directories.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from builder.manifest import combine_digests, default_manifest_path, load_manifest, sequence_digest
+from builder.records import IGNORE, BuilderError, FrameRecord
+from builder.writer import BUILD_SPLITS
+
+
+@dataclass
+class VerifyReport:
+    """Result of ``verify_build``: ``problems`` (empty = the build is sound) and informational ``notes``."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    sequences: int = 0
+    frames: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def read_gt(path: Path) -> np.ndarray:
+    """gt.txt -> (N, 9) float64 rows frame,id,x,y,w,h,conf,class,visibility (xywh pixels)."""
+    if path.stat().st_size == 0:
+        return np.zeros((0, 9))
+    try:
+        return np.loadtxt(path, delimiter=",", ndmin=2)
+    except ValueError as exc:
+        raise BuilderError(f"{path}: malformed gt row: {exc}") from exc
+
+
+def _frames_from_gt(gt: np.ndarray, raw_frames: list[int], images: list[str]) -> list[FrameRecord]:
+    frames = []
+    for k, (raw, image) in enumerate(zip(raw_frames, images, strict=True), start=1):
+        rows = gt[gt[:, 0] == k]
+        xyxy = np.stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]], axis=1)
+        labels = np.where(rows[:, 6] == 0, IGNORE, rows[:, 7]).astype(np.int16)
+        frames.append(FrameRecord(raw, Path(image), xyxy, rows[:, 1].astype(np.int64), labels,
+                                  rows[:, 8].astype(np.float32)))
+    return frames
+
+
+def _seqinfo(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+class _Verifier:
+    def __init__(self, build_dir: Path):
+        self.dir = build_dir
+        path = build_dir / "build_manifest.json"
+        try:
+            self.m: dict[str, Any] = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise BuilderError(f"{build_dir}: not a build (no build_manifest.json)") from None
+        except json.JSONDecodeError as exc:
+            raise BuilderError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+        self.classes = self.m["classes"]
+        self.report = VerifyReport()
+        self.gt: dict[tuple[str, str], np.ndarray] = {}
+
+    def problem(self, msg: str) -> None:
+        self.report.problems.append(msg)
+
+    def check_sequence(self, split: str, name: str, entry: dict) -> str | None:
+        d = self.dir / split / name
+        if not d.is_dir():
+            self.problem(f"{split}/{name}: directory missing")
+            return None
+        n = len(entry["frames"])
+        info = _seqinfo(d / "seqinfo.ini")
+        if info.get("seqLength") != str(n):
+            self.problem(f"{split}/{name}/seqinfo.ini: seqLength {info.get('seqLength')}, manifest has {n} frames")
+        ext = info.get("imExt", "")
+        links = [d / "img1" / f"{k:08d}{ext}" for k in range(1, n + 1)]
+        if len(os.listdir(d / "img1")) != n:
+            self.problem(f"{split}/{name}/img1: {len(os.listdir(d / 'img1'))} files, expected {n}")
+        broken = [p for p in links if not p.exists()]
+        if broken:
+            self.problem(f"{split}/{name}/img1: {len(broken)} link(s) do not resolve, e.g. {broken[0]}")
+            return None
+        gt = read_gt(d / "gt" / "gt.txt")
+        if len(gt) and (gt[:, 0].min() < 1 or gt[:, 0].max() > n):
+            self.problem(f"{split}/{name}/gt/gt.txt: frame numbers outside 1..{n}")
+        self.gt[split, name] = gt
+        digest = sequence_digest(_frames_from_gt(gt, entry["frames"], [os.readlink(p) for p in links]),
+                                 self.classes)
+        if digest != entry["digest"]:
+            self.problem(f"{split}/{name}: content digest {digest} differs from build_manifest.json "
+                         f"({entry['digest']})")
+        self.report.sequences += 1
+        self.report.frames += n
+        return digest
+
+    def check_locked(self, split: str, name: str, entry: dict, digest: str) -> None:
+        src = entry["source"]
+        stored = self.m["sources"][src]["manifest"]
+        path = Path(stored)
+        if not path.is_absolute() and not path.exists():
+            path = default_manifest_path(src).parents[1] / stored
+        try:
+            locked = {e.name: e for e in load_manifest(path, src).entries}
+        except BuilderError as exc:
+            self.problem(f"{split}/{name}: {exc}")
+            return
+        e = locked.get(entry["raw_sequence"])
+        if e is None:
+            self.problem(f"{split}/{name}: {entry['raw_sequence']} is not locked in {path}")
+        elif e.digest is None:
+            self.report.notes.append(f"{path}: {e.name} has no digest (run `python -m builder lock {src}`)")
+        elif e.digest != digest:
+            self.problem(f"{split}/{name}: digest {digest} differs from the locked digest {e.digest} in {path}")
+
+    def check_counts(self, split: str) -> None:
+        counts: dict[str, dict] = {}
+        for name, entry in self.m["splits"][split].items():
+            gt = self.gt.get((split, name))
+            if gt is None:
+                return  # already reported
+            c = counts.setdefault(entry["source"], {"sequences": 0, "frames": 0, "boxes": 0, "ignore": 0,
+                                                    "identities": 0, "per_class": {n: 0 for n in self.classes}})
+            pos = gt[:, 6] != 0
+            c["sequences"] += 1
+            c["frames"] += len(entry["frames"])
+            c["boxes"] += int(pos.sum())
+            c["ignore"] += int((~pos).sum())
+            c["identities"] += len(np.unique(gt[pos, 1]))
+            for i, cls in enumerate(self.classes, start=1):
+                c["per_class"][cls] += int((pos & (gt[:, 7] == i)).sum())
+        if counts != self.m["counts"][split]:
+            self.problem(f"counts of {split}: gt.txt gives {counts}, build_manifest.json has {self.m['counts'][split]}")
+
+    def check_coco(self, split: str) -> None:
+        path = self.dir / "annotations" / f"{split}.json"
+        coco = json.loads(path.read_text())
+        videos = {v["id"]: v["name"] for v in coco["videos"]}
+        if sorted(videos.values()) != sorted(self.m["splits"][split]):
+            self.problem(f"{path}: videos differ from the {split} sequences")
+            return
+        images = {im["id"]: (videos[im["video_id"]], im["frame_id"]) for im in coco["images"]}
+        got: dict[str, Counter] = {v: Counter() for v in videos.values()}
+        for a in coco["annotations"]:
+            vid, frame = images[a["image_id"]]
+            cls = 0 if a["iscrowd"] else a["category_id"]
+            got[vid][(frame, cls, *(round(x, 2) for x in a["bbox"]))] += 1
+        ncls = len(self.classes)
+        for name, gt in self.gt.items():
+            if name[0] != split:
+                continue
+            want = Counter()
+            for r in gt:
+                cls = 0 if r[6] == 0 else int(r[7])
+                want[(int(r[0]), cls, *(round(float(x), 2) for x in r[2:6]))] += ncls if cls == 0 else 1
+            if want != got[name[1]]:
+                self.problem(f"{path}: annotations of {name[1]} disagree with its gt.txt")
+        per_video = Counter(v for v, _ in images.values())
+        for name, entry in self.m["splits"][split].items():
+            if per_video[name] != len(entry["frames"]):
+                self.problem(f"{path}: {per_video[name]} images for {name}, expected {len(entry['frames'])}")
+
+    def check_seqmap(self, split: str) -> None:
+        path = self.dir / "seqmaps" / f"{split}.txt"
+        lines = path.read_text().split() if path.exists() else []
+        if lines[:1] != ["name"] or sorted(lines[1:]) != sorted(self.m["splits"][split]):
+            self.problem(f"{path}: does not list the {split} sequences under a 'name' header")
+
+    def run(self) -> VerifyReport:
+        for split in BUILD_SPLITS:
+            digests = []
+            for name, entry in sorted(self.m["splits"][split].items()):
+                try:
+                    digest = self.check_sequence(split, name, entry)
+                except (OSError, BuilderError, ValueError) as exc:
+                    self.problem(f"{split}/{name}: {exc}")
+                    continue
+                if digest is None:
+                    continue
+                digests.append((name, digest))
+                if split != "train":
+                    self.check_locked(split, name, entry, digest)
+            if len(digests) == len(self.m["splits"][split]) and combine_digests(digests) != self.m["digests"][split]:
+                self.problem(f"digest of {split}: recomputed {combine_digests(digests)}, "
+                             f"build_manifest.json has {self.m['digests'][split]}")
+            self.check_counts(split)
+            try:
+                self.check_coco(split)
+            except (OSError, ValueError, KeyError) as exc:
+                self.problem(f"annotations/{split}.json: unreadable or inconsistent ({exc!r})")
+            self.check_seqmap(split)
+        return self.report
+
+
+def verify_build(build_dir: str | Path) -> VerifyReport:
+    """Check the build at ``build_dir`` (see the module docstring); problems are returned, not raised.
+
+    Raises:
+        BuilderError: ``build_dir`` holds no readable build_manifest.json.
+    """
+    return _Verifier(Path(build_dir)).run()
