@@ -27,7 +27,8 @@ from rich.console import Console
 from builder.records import BuilderError
 
 _ERR = Console(stderr=True, highlight=False, soft_wrap=True)
-_OUT = Console(highlight=False, soft_wrap=True)
+# tables keep a readable width when the output is piped (rich falls back to 80 columns there)
+_OUT = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
