@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 import pytest
-from omegaconf import open_dict
 from conftest import write_recipe
+from omegaconf import open_dict
 from train_helpers import compose_stage
 
 from builder.build import build

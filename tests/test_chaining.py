@@ -1,0 +1,124 @@
+"""Stage chaining: init_from resolution, head remap by class name, stage 1 -> 2 -> 3, ``latest``."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+from train_helpers import compose_stage, relabel_build, state_of
+
+from train.chaining import (
+    ChainingError,
+    class_index_layout,
+    load_init_weights,
+    remap_head,
+    resolve_init,
+    sha256_file,
+    update_latest,
+)
+from train.models import build_model
+from train.train import train
+
+torch.set_num_threads(1)
+OLD = ["person", "vehicle"]
+NEW = ["vehicle", "bicycle", "person"]  # reordered + one new class
+
+
+def _tiny(arch: str, classes: list[str]):
+    torch.manual_seed(len(classes))
+    return build_model(arch=arch, backbone="tiny", num_classes=len(classes), min_size=64, max_size=96,
+                       fpn_channels=32, tiny_channels=(16, 32, 64), box_head_dim=32)
+
+
+def _class_rows(tensor: torch.Tensor, k: int, classes: int, layout) -> torch.Tensor:
+    per, offset, groups = layout
+    rows = [g * (offset + classes * per) + offset + (k - 1) * per + r for g in range(groups) for r in range(per)]
+    return tensor[rows]
+
+
+@pytest.mark.parametrize("arch", ["fasterrcnn", "fcos", "retinanet"])
+def test_head_remap_keeps_rows_of_kept_classes_and_fresh_rows_for_new_ones(arch):
+    parent, child = _tiny(arch, OLD), _tiny(arch, NEW)
+    fresh = {k: v.clone() for k, v in child.state_dict().items()}
+    state = remap_head(parent.state_dict(), child, OLD, NEW)
+    child.load_state_dict(state)
+    layout = class_index_layout(child)
+    for name, lay in layout.items():
+        old_t, new_t = parent.state_dict()[name], child.state_dict()[name]
+        for k_new, cls in enumerate(NEW, 1):
+            got = _class_rows(new_t, k_new, len(NEW), lay)
+            if cls in OLD:
+                assert torch.equal(got, _class_rows(old_t, OLD.index(cls) + 1, len(OLD), lay)), (name, cls)
+            else:
+                assert torch.equal(got, _class_rows(fresh[name], k_new, len(NEW), lay)), (name, cls)
+        if lay[1]:  # Faster R-CNN background rows come from the parent
+            assert torch.equal(new_t[: lay[1]], old_t[: lay[1]])
+    # everything that is not class-indexed is the parent's
+    other = [k for k in state if k not in layout]
+    assert all(torch.equal(child.state_dict()[k], parent.state_dict()[k]) for k in other)
+
+
+def test_load_init_weights_reports_kept_new_dropped_and_digest(tmp_path):
+    parent = _tiny("fasterrcnn", OLD)
+    path = tmp_path / "best_model.pth"
+    torch.save({"state_dict": parent.state_dict(), "classes": OLD, "config": {}, "stage": 1}, path)
+    report = load_init_weights(_tiny("fasterrcnn", ["person", "bicycle"]), path, ["person", "bicycle"])
+    assert (report.kept, report.new, report.dropped) == (["person"], ["bicycle"], ["vehicle"])
+    assert report.sha256 == sha256_file(path) and report.as_parent()["path"] == str(path)
+    with pytest.raises(ChainingError, match="same model.arch"):
+        load_init_weights(_tiny("fcos", OLD), path, OLD)
+
+
+def test_resolve_init_errors_name_the_command_to_run_first(tmp_path):
+    assert resolve_init(None, stage=2, runs_root=tmp_path) is None
+    with pytest.raises(ChainingError, match=r"make train STAGE=1"):
+        resolve_init("auto", stage=2, runs_root=tmp_path)
+    with pytest.raises(ChainingError, match="stage 1 has none"):
+        resolve_init("auto", stage=1, runs_root=tmp_path)
+    with pytest.raises(ChainingError, match="nope.pth"):
+        resolve_init(str(tmp_path / "nope.pth"), stage=1, runs_root=tmp_path)
+
+
+def test_update_latest_replaces_the_link_atomically(tmp_path):
+    stage_dir = tmp_path / "stage1"
+    for name in ("a", "b"):
+        (stage_dir / name).mkdir(parents=True)
+        link = update_latest(stage_dir, stage_dir / name)
+        assert link.resolve() == (stage_dir / name).resolve() and os.readlink(link) == name
+    assert sorted(p.name for p in stage_dir.iterdir()) == ["a", "b", "latest"]  # no temp link left
+
+
+def test_stage_1_to_2_to_3_chain_with_a_class_list_change(tiny_builds, tmp_path):
+    root = tmp_path / "builds"
+    root.mkdir()
+    for stage in (1, 2):
+        os.symlink(tiny_builds[stage], root / f"tiny_stage{stage}")
+    relabel_build(tiny_builds[3], root / "tiny_stage3", NEW)
+    runs = tmp_path / "runs"
+    common = ("trainer.limit_train_batches=1", "trainer.limit_val_batches=1")
+
+    with pytest.raises(ChainingError, match="make train STAGE=1"):
+        train(compose_stage(2, root, runs, *common))
+    train(compose_stage(1, root, runs, "init_from=null", *common))
+    train(compose_stage(2, root, runs, *common))  # init_from=auto from the stage config
+    # stage 3 with LR 0: its weights stay exactly the remapped stage-2 weights
+    train(compose_stage(3, root, runs, "optim.lr=0.0", "optim.weight_decay=0.0", *common))
+
+    s2_best = runs / "stage2" / "latest" / "best_model.pth"
+    info3 = json.loads((runs / "stage3" / "latest" / "model_info.json").read_text())
+    assert info3["parent"]["path"] == str(s2_best.resolve()) and info3["parent"]["sha256"] == sha256_file(s2_best)
+    assert info3["parent"]["classes_new"] == ["bicycle"] and info3["classes"] == NEW
+    info2 = json.loads((runs / "stage2" / "latest" / "model_info.json").read_text())
+    assert info2["parent"]["sha256"] == sha256_file(runs / "stage1" / "latest" / "best_model.pth")
+
+    parent, child = state_of(s2_best), state_of(runs / "stage3" / "latest" / "best_model.pth")
+    w = "roi_heads.box_predictor.cls_score.weight"
+    assert child[w].shape[0] == len(NEW) + 1 and parent[w].shape[0] == len(OLD) + 1
+    for k_new, cls in enumerate(NEW, 1):
+        if cls in OLD:
+            assert torch.equal(child[w][k_new], parent[w][OLD.index(cls) + 1]), cls
+    b = "roi_heads.box_predictor.bbox_pred.weight"
+    assert torch.equal(child[b][4 * 1: 4 * 2], parent[b][4 * 2: 4 * 3])  # vehicle: new row 1 <- old row 2
+    assert torch.equal(child["backbone.body.stem.0.0.weight"], parent["backbone.body.stem.0.0.weight"])

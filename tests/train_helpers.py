@@ -1,0 +1,104 @@
+"""Helpers of the stage-training tests: compose the real config (conf/train.yaml) and shrink it to seconds.
+
+STYLE practice 10: compose the real config with Hydra's compose API, then shrink it (tiny model at the
+tiny builds' native 128 x 96 px, a few batches, no loggers, no progress bar).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+STAGES = {1: "stage1_foundation", 2: "stage2_refine", 3: "stage3_aerial"}
+
+#: Overrides that make any stage a CPU run of seconds on the tiny builds (frames 128 x 96 / 160 x 120 px).
+SHRINK = [
+    "experiment=demo", "debug=cpu", "logger=none", "callbacks.rich_progress_bar=null", "scheduler=multistep",
+    "data.scales=[96]", "data.eval_size=96", "data.max_size=160", "data.batch_size=2",
+    "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+    "trainer.enable_model_summary=false", "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1",
+    "eval.tracking=false", "eval.final=false", "eval.every_n_epochs=1",
+    "model.tiny_channels=[16,32,64]", "model.fpn_channels=32", "model.box_head_dim=64",
+]
+
+
+def compose_stage(stage: int, build_root: Path, runs_root: Path, *overrides: str, run_name: str = "run") -> DictConfig:
+    """The composed config of ``stage`` on the tiny builds ``<build_root>/tiny_stage<N>``, shrunk."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"stage={STAGES[stage]}", *SHRINK, f"paths.build_root={build_root}",
+                                          "paths.build_prefix=tiny_", f"paths.runs_root={runs_root}",
+                                          f"paths.output_dir={runs_root}/stage{stage}/{run_name}", *overrides])
+    with open_dict(cfg):
+        cfg.data.build_dir = str(build_root / f"tiny_stage{stage}")
+    return cfg
+
+
+def relabel_build(src: Path, dst: Path, classes: list[str]) -> Path:
+    """Copy build ``src`` to ``dst`` with a new class list; annotations keep their class *names*.
+
+    Category ids are renumbered to the positions in ``classes`` (names absent from ``classes`` are an
+    error); ``build_manifest.json`` gets ``classes``. Frames stay symlinks to the raw files.
+    """
+    shutil.copytree(src, dst, symlinks=True)
+    manifest = json.loads((dst / "build_manifest.json").read_text())
+    old = manifest["classes"]
+    manifest["classes"] = classes
+    (dst / "build_manifest.json").write_text(json.dumps(manifest))
+    new_id = {i + 1: classes.index(name) + 1 for i, name in enumerate(old)}
+    for split_file in (dst / "annotations").glob("*.json"):
+        coco = json.loads(split_file.read_text())
+        coco["categories"] = [{"id": i + 1, "name": c} for i, c in enumerate(classes)]
+        for ann in coco["annotations"]:
+            ann["category_id"] = new_id[ann["category_id"]]
+        split_file.write_text(json.dumps(coco))
+    return dst
+
+
+def state_of(path: Path) -> dict[str, torch.Tensor]:
+    """``state_dict`` of a best_model.pth."""
+    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+
+
+class RaiseAt:
+    """Test callback: raise ``exc`` (``KeyboardInterrupt``, ``oom``, ``error``, ``sigterm``) at the
+    start of training epoch ``epoch``, or make every weight NaN (``poison``) so the next loss is non-finite."""
+
+    def __init__(self, what: str, epoch: int = 0) -> None:
+        self.what, self.epoch = what, epoch
+
+    def __call__(self, trainer, pl_module) -> None:
+        if trainer.current_epoch != self.epoch:
+            return
+        if self.what == "poison":
+            with torch.no_grad():
+                for p in pl_module.parameters():
+                    p.fill_(float("nan"))
+            return
+        raise {"KeyboardInterrupt": KeyboardInterrupt(), "error": RuntimeError("boom: scripted failure"),
+               "oom": torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (scripted)"),
+               }[self.what] if self.what != "sigterm" else _sigterm()
+
+
+def _sigterm() -> Exception:
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    return SIGTERMException()
+
+
+def raise_at_callback(what: str, epoch: int = 0):
+    """A Lightning callback running :class:`RaiseAt` at ``on_train_epoch_start``."""
+    import lightning as L
+
+    hook = RaiseAt(what, epoch)
+
+    class _Cb(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            hook(trainer, pl_module)
+
+    return _Cb()

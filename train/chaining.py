@@ -1,0 +1,215 @@
+"""Stage chaining: what a stage starts from, head remapping by class name, and ``runs/stage<N>/latest``.
+
+A stage with ``init_from: auto`` starts from ``<runs_root>/stage<N-1>/latest/best_model.pth`` (weights only:
+fresh optimizer, schedule and epoch count). ``init_from: <path>`` names a ``best_model.pth`` (or any state
+dict) directly; ``init_from: null`` starts from the model config alone (random or COCO weights).
+
+``best_model.pth`` (docs/CONTRACTS.md): ``{"state_dict", "classes", "config", "stage"}``.
+
+Head remap: the class-indexed tensors of the detection head are copied row by row for classes kept by
+name; classes new to this stage keep the fresh init of the new model; dropped classes are discarded.
+Class-indexed layouts (K = number of foreground classes):
+
+- Faster R-CNN ``roi_heads.box_predictor.cls_score``: rows [background, class 1..K];
+  ``bbox_pred``: 4 rows per class in the same order (background first).
+- FCOS ``head.classification_head.cls_logits``: K rows (output channels), class k at row k - 1.
+- RetinaNet ``head.classification_head.cls_logits``: A * K rows, anchor-major (row a * K + k - 1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
+
+log = logging.getLogger(__name__)
+
+LATEST = "latest"
+BEST_MODEL = "best_model.pth"
+
+
+class ChainingError(RuntimeError):
+    """A stage cannot find or use what it should start from; the message says what to run first."""
+
+
+@dataclass
+class InitReport:
+    """What :func:`load_init_weights` did: parent path/sha256 and the class remap (for model_info.json)."""
+
+    path: str
+    sha256: str
+    kept: list[str] = field(default_factory=list)
+    new: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+
+    def as_parent(self) -> dict:
+        """The ``parent`` entry of model_info.json."""
+        return {"path": self.path, "sha256": self.sha256, "classes_kept": self.kept,
+                "classes_new": self.new, "classes_dropped": self.dropped}
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def stage_dir(runs_root: str | Path, stage: int) -> Path:
+    """``<runs_root>/stage<N>``."""
+    return Path(runs_root) / f"stage{stage}"
+
+
+def resolve_init(init_from: str | None, *, stage: int, runs_root: str | Path) -> Path | None:
+    """Resolve ``init_from`` to a checkpoint path, or None for no initialisation.
+
+    Raises:
+        ChainingError: ``auto`` for stage 1 (no parent stage), a missing parent run (names
+            ``make train STAGE=<N-1>``), or a missing explicit path.
+    """
+    if init_from in (None, "", "null", "none"):
+        return None
+    if init_from == "auto":
+        if stage <= 1:
+            raise ChainingError("init_from=auto needs a previous stage; stage 1 has none "
+                                "(use init_from=null or init_from=<path of a best_model.pth>)")
+        parent = stage_dir(runs_root, stage - 1) / LATEST / BEST_MODEL
+        if not parent.is_file():
+            raise ChainingError(f"stage {stage} starts from stage {stage - 1}'s best weights, but {parent} "
+                                f"does not exist: run `make train STAGE={stage - 1}` first "
+                                f"(or set init_from=<path> / init_from=null)")
+        return parent.resolve()
+    path = Path(init_from)
+    if not path.is_file():
+        raise ChainingError(f"init_from={init_from!r}: file not found")
+    return path.resolve()
+
+
+def class_index_layout(model: nn.Module) -> dict[str, tuple[int, int, int]]:
+    """Class-indexed head tensors of a torchvision detector.
+
+    Returns:
+        ``{param name: (rows per class, leading background rows, groups)}``; the rows of class k (1-based)
+        in group g start at ``g * (offset + K * per) + offset + (k - 1) * per`` (see :func:`_rows`).
+
+    Raises:
+        TypeError: a model type this function does not know.
+    """
+    if isinstance(model, FasterRCNN):
+        p = "roi_heads.box_predictor."
+        return {p + "cls_score.weight": (1, 1, 1), p + "cls_score.bias": (1, 1, 1),
+                p + "bbox_pred.weight": (4, 4, 1), p + "bbox_pred.bias": (4, 4, 1)}
+    if isinstance(model, FCOS | RetinaNet):
+        anchors = model.head.classification_head.num_anchors if isinstance(model, RetinaNet) else 1
+        p = "head.classification_head.cls_logits."
+        return {p + "weight": (1, 0, anchors), p + "bias": (1, 0, anchors)}
+    raise TypeError(f"no class-index layout for {type(model).__name__}; expected FasterRCNN, FCOS or RetinaNet")
+
+
+def _rows(k: int, num_classes: int, layout: tuple[int, int, int]) -> list[int]:
+    """Rows of class ``k`` (1-based) in a class-indexed tensor with ``num_classes`` foreground classes."""
+    per, offset, groups = layout
+    group_rows = offset + num_classes * per
+    return [g * group_rows + offset + (k - 1) * per + r for g in range(groups) for r in range(per)]
+
+
+def remap_head(state: dict[str, torch.Tensor], model: nn.Module, old: list[str],
+               new: list[str]) -> dict[str, torch.Tensor]:
+    """Return ``state`` with its class-indexed head tensors rewritten for the class list ``new``.
+
+    Kept classes (by name) copy their rows from ``state``; new classes take the rows of ``model``'s current
+    (fresh) tensors; Faster R-CNN's background rows are kept from ``state``.
+    """
+    own = model.state_dict()
+    out = dict(state)
+    for name, layout in class_index_layout(model).items():
+        target = own[name].clone()
+        src = state[name]
+        per, offset, groups = layout
+        for g in range(groups):  # background / offset rows
+            target[g * (offset + len(new) * per): g * (offset + len(new) * per) + offset] = \
+                src[g * (offset + len(old) * per): g * (offset + len(old) * per) + offset]
+        for k_new, cls in enumerate(new, 1):
+            if cls in old:
+                target[_rows(k_new, len(new), layout)] = src[_rows(old.index(cls) + 1, len(old), layout)]
+        out[name] = target
+    return out
+
+
+def load_init_weights(model: nn.Module, path: str | Path, classes: list[str]) -> InitReport:
+    """Load a parent ``best_model.pth`` into ``model`` (built for ``classes``), remapping the head by name.
+
+    A plain state dict without ``classes`` is assumed to have the same class list.
+
+    Raises:
+        ChainingError: the parent's tensors do not fit the model (another arch/backbone), naming the file.
+    """
+    path = Path(path)
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    state = blob["state_dict"] if isinstance(blob, dict) and "state_dict" in blob else blob
+    old = list(blob.get("classes", classes)) if isinstance(blob, dict) else list(classes)
+    report = InitReport(str(path), sha256_file(path), kept=[c for c in classes if c in old],
+                        new=[c for c in classes if c not in old], dropped=[c for c in old if c not in classes])
+    if old != list(classes):
+        state = remap_head(state, model, old, list(classes))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ChainingError(f"{path}: weights do not fit the configured model (same model.arch and "
+                            f"model.backbone as the parent run?): {e}") from e
+    log.info("initialised from %s (sha256 %s): classes kept %s, new (fresh head rows) %s, dropped %s",
+             path, report.sha256[:12], report.kept, report.new, report.dropped)
+    return report
+
+
+def update_latest(runs_stage_dir: str | Path, run_dir: str | Path) -> Path:
+    """Point ``<runs_stage_dir>/latest`` at ``run_dir`` atomically (symlink to a temp name + os.replace).
+
+    The link is relative when ``run_dir`` lies inside ``runs_stage_dir`` so the runs tree can move.
+    """
+    runs_stage_dir, run_dir = Path(runs_stage_dir), Path(run_dir).resolve()
+    runs_stage_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        target = os.path.relpath(run_dir, runs_stage_dir.resolve())
+    except ValueError:
+        target = str(run_dir)
+    tmp = runs_stage_dir / f".{LATEST}.{os.getpid()}.tmp"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(target, tmp)
+    os.replace(tmp, runs_stage_dir / LATEST)
+    return runs_stage_dir / LATEST
+
+
+def find_resume_checkpoint(resume: bool | str, *, stage: int, runs_root: str | Path) -> tuple[Path, Path] | None:
+    """Resolve ``resume`` to (run dir, last.ckpt) or None.
+
+    ``resume=true`` takes the most recent run directory of the stage that has ``checkpoints/last.ckpt``
+    (an interrupted run is not ``latest``, which names only successful ones); ``resume=<run dir or
+    .ckpt>`` names it.
+
+    Raises:
+        ChainingError: nothing to resume, naming where it looked.
+    """
+    if resume in (False, None, "", "false"):
+        return None
+    if resume is True or resume == "true":
+        root = stage_dir(runs_root, stage)
+        runs = sorted((p for p in root.glob("*/checkpoints/last.ckpt") if p.parent.parent.name != LATEST),
+                      key=lambda p: p.stat().st_mtime)
+        if not runs:
+            raise ChainingError(f"resume=true: no {root}/<run>/checkpoints/last.ckpt to resume from")
+        return runs[-1].parent.parent, runs[-1]
+    path = Path(resume)
+    ckpt = path if path.suffix == ".ckpt" else path / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        raise ChainingError(f"resume={resume!r}: {ckpt} not found")
+    return ckpt.parent.parent, ckpt

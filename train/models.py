@@ -1,0 +1,193 @@
+"""Detectors by name: torchvision Faster R-CNN, FCOS or RetinaNet over a selectable backbone.
+
+Never downloads: every torchvision builder is called with ``weights=None, weights_backbone=None``;
+COCO-pretrained weights come from a local file the user names (``model.weights_path``).
+
+Model contract (torchvision detection API): ``model(images, targets)`` in train mode returns a dict of
+named loss components (float32 scalars); in eval mode ``model(images)`` returns per image
+``{"boxes": (N, 4) float32 xyxy px in the input image's coordinates, "scores": (N,), "labels": (N,) int64}``
+with labels the unified class ids 1..K. ``images`` is a list of float32 (3, H, W) tensors in [0, 1].
+
+Resizing: in training the model's internal resize is skipped (``_skip_resize``): the data pipeline already
+did the multi-scale resize with transforms.v2. In eval mode the model resizes the shortest side to
+``min_size`` capped at ``max_size`` px and maps boxes back to the input image size.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import (
+    BackboneWithFPN,
+    mobilenet_backbone,
+    resnet_fpn_backbone,
+)
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
+
+log = logging.getLogger(__name__)
+
+#: Default anchor size per pyramid level as a multiple of the level's stride, per detector
+#: (torchvision's own defaults: Faster R-CNN 32..512 px on strides 4..64 -> 8x; FCOS 8..128 on 8..128 -> 1x;
+#: RetinaNet 32..512 on 8..128 with 3 octave scales -> 4x, 4*2^(1/3)x, 4*2^(2/3)x).
+DEFAULT_ANCHOR_MULTIPLIERS = {
+    "fasterrcnn": (8.0,),
+    "fcos": (1.0,),
+    "retinanet": (4.0, 4.0 * 2 ** (1 / 3), 4.0 * 2 ** (2 / 3)),
+}
+
+
+class TinyBody(nn.Sequential):
+    """A few-conv-layer backbone body for CPU demos: strides 4 (stem), 8 (``layer1``), 16 (``layer2``).
+
+    Input (B, 3, H, W) float32; ``layer1`` -> (B, c1, H/8, W/8), ``layer2`` -> (B, c2, H/16, W/16).
+    GroupNorm instead of BatchNorm: batches of 1-4 frames and no running statistics to protect.
+    """
+
+    def __init__(self, channels: Sequence[int] = (32, 64, 128)) -> None:
+        c0, c1, c2 = channels
+        super().__init__(OrderedDict(
+            stem=nn.Sequential(_conv(3, c0 // 2, 2), _conv(c0 // 2, c0, 2)),
+            layer1=nn.Sequential(_conv(c0, c1, 2), _conv(c1, c1, 1)),
+            layer2=nn.Sequential(_conv(c1, c2, 2), _conv(c2, c2, 1)),
+        ))
+
+
+def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.GroupNorm(min(8, cout), cout),
+                         nn.ReLU(inplace=True))
+
+
+def _tiny_backbone(arch: str, fpn_channels: int, channels: Sequence[int], trainable_layers: int) -> nn.Module:
+    del trainable_layers  # trained from scratch: every layer trains
+    extra = LastLevelP6P7(fpn_channels, fpn_channels) if arch in ("fcos", "retinanet") else LastLevelMaxPool()
+    return BackboneWithFPN(TinyBody(channels), {"layer1": "0", "layer2": "1"}, list(channels[1:]),
+                           fpn_channels, extra_blocks=extra)
+
+
+def _resnet_backbone(name: str) -> Callable[..., nn.Module]:
+    def build(arch: str, fpn_channels: int, channels: Sequence[int], trainable_layers: int) -> nn.Module:
+        if arch in ("fcos", "retinanet"):  # P3-P7 as torchvision's fcos/retinanet builders
+            return resnet_fpn_backbone(backbone_name=name, weights=None, trainable_layers=trainable_layers,
+                                       returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256))
+        return resnet_fpn_backbone(backbone_name=name, weights=None, trainable_layers=trainable_layers)
+    return build
+
+
+def _mobilenet_backbone(name: str) -> Callable[..., nn.Module]:
+    def build(arch: str, fpn_channels: int, channels: Sequence[int], trainable_layers: int) -> nn.Module:
+        return mobilenet_backbone(backbone_name=name, weights=None, fpn=True,
+                                  trainable_layers=trainable_layers)
+    return build
+
+
+#: Backbones by name.
+BACKBONES: dict[str, Callable[..., nn.Module]] = {
+    "tiny": _tiny_backbone,
+    "resnet18": _resnet_backbone("resnet18"),
+    "resnet50": _resnet_backbone("resnet50"),
+    "mobilenet_v3_large": _mobilenet_backbone("mobilenet_v3_large"),
+}
+
+ARCHS = ("fasterrcnn", "fcos", "retinanet")
+
+
+def _level_strides(backbone: nn.Module, probe: int = 256) -> list[int]:
+    with torch.no_grad():
+        feats = backbone(torch.zeros(1, 3, probe, probe))
+    return [probe // f.shape[-1] for f in feats.values()]
+
+
+def build_model(*, arch: str, backbone: str, num_classes: int, min_size: int = 800, max_size: int = 1333,
+                weights_path: str | None = None, trainable_backbone_layers: int = 3, fpn_channels: int = 256,
+                tiny_channels: Sequence[int] = (32, 64, 128), anchor_multipliers: Sequence[float] | None = None,
+                aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0), box_head_dim: int = 1024,
+                score_thresh: float = 0.05, detections_per_img: int = 100, rpn_post_nms_top_n_train: int = 2000,
+                rpn_post_nms_top_n_test: int = 1000, box_batch_size_per_image: int = 512) -> nn.Module:
+    """Build a torchvision detector for ``num_classes`` foreground classes (unified ids 1..K).
+
+    Args:
+        arch: ``fasterrcnn`` | ``fcos`` | ``retinanet``.
+        backbone: a key of :data:`BACKBONES` (``tiny`` trains from scratch on CPU; ``resnet50``, ...).
+        num_classes: K, the build's class count (Faster R-CNN gets K + 1 outputs with background at 0).
+        min_size, max_size: test-time resize (shortest side, longest-side cap) in pixels.
+        weights_path: local COCO-pretrained checkpoint to start from, or None for random init.
+        anchor_multipliers: anchor sizes per level as multiples of the level stride (default per arch,
+            see :data:`DEFAULT_ANCHOR_MULTIPLIERS`); aspect_ratios: height / width of anchors (Faster R-CNN,
+            RetinaNet; FCOS is anchor-free and uses one square anchor per location).
+        box_head_dim: hidden size of Faster R-CNN's two-layer box head.
+        rpn_post_nms_top_n_train, rpn_post_nms_top_n_test: proposals kept per image after the RPN's NMS;
+            box_batch_size_per_image: proposals sampled per image for the box head's loss (Faster R-CNN;
+            torchvision defaults 2000 / 1000 / 512; the CPU demo uses far fewer: the box head dominates).
+        score_thresh: minimum detection score kept in eval mode. detections_per_img: cap per image.
+
+    Raises:
+        KeyError: unknown arch or backbone (lists the valid names).
+        FileNotFoundError: ``weights_path`` given but missing.
+    """
+    if arch not in ARCHS:
+        raise KeyError(f"model.arch {arch!r} is not registered! Available: {list(ARCHS)}")
+    if backbone not in BACKBONES:
+        raise KeyError(f"model.backbone {backbone!r} is not registered! Available: {sorted(BACKBONES)}")
+    body = BACKBONES[backbone](arch, fpn_channels, tiny_channels, trainable_backbone_layers)
+    strides = _level_strides(body)
+    mults = anchor_multipliers or DEFAULT_ANCHOR_MULTIPLIERS[arch]
+    sizes = tuple(tuple(int(round(s * m)) for m in mults) for s in strides)
+    common = dict(min_size=min_size, max_size=max_size, _skip_resize=True, detections_per_img=detections_per_img)
+    if arch == "fasterrcnn":
+        anchors = AnchorGenerator(sizes, (tuple(aspect_ratios),) * len(sizes))
+        head = TwoMLPHead(body.out_channels * 7 * 7, box_head_dim)
+        model = FasterRCNN(body, num_classes=None, rpn_anchor_generator=anchors, box_head=head,
+                           box_predictor=FastRCNNPredictor(box_head_dim, num_classes + 1),
+                           box_score_thresh=score_thresh, box_detections_per_img=detections_per_img,
+                           rpn_pre_nms_top_n_train=rpn_post_nms_top_n_train,
+                           rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
+                           rpn_pre_nms_top_n_test=rpn_post_nms_top_n_test,
+                           rpn_post_nms_top_n_test=rpn_post_nms_top_n_test,
+                           box_batch_size_per_image=box_batch_size_per_image,
+                           min_size=min_size, max_size=max_size, _skip_resize=True)
+    elif arch == "fcos":
+        anchors = AnchorGenerator(sizes, ((1.0,),) * len(sizes))
+        model = FCOS(body, num_classes, anchor_generator=anchors, score_thresh=score_thresh, **common)
+    else:
+        anchors = AnchorGenerator(sizes, (tuple(aspect_ratios),) * len(sizes))
+        model = RetinaNet(body, num_classes, anchor_generator=anchors, score_thresh=score_thresh, **common)
+    if weights_path:
+        load_pretrained(model, weights_path)
+    return model
+
+
+def load_pretrained(model: nn.Module, weights_path: str | Path) -> dict[str, list[str]]:
+    """Load a local pretrained checkpoint (e.g. torchvision's COCO ``.pth``) into ``model``.
+
+    Accepts a plain state dict or one wrapped under ``state_dict`` / ``model``. Tensors whose name and shape
+    match are loaded; the rest (typically the 91-class COCO heads) keep their fresh init and are logged.
+
+    Returns:
+        ``{"loaded": [...], "skipped": [...]}`` parameter names.
+
+    Raises:
+        FileNotFoundError: the file is missing (names it; nothing is ever downloaded).
+    """
+    path = Path(weights_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model.weights_path={str(path)!r}: file not found. Put the COCO-pretrained "
+                                "checkpoint there (nothing is downloaded) or set model.weights_path=null")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    own = model.state_dict()
+    loaded = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(loaded, strict=False)
+    skipped = sorted(set(own) - set(loaded))
+    log.info("loaded %d tensors from %s; %d keep their fresh init (e.g. %s)", len(loaded), path,
+             len(skipped), skipped[:4])
+    return {"loaded": sorted(loaded), "skipped": skipped}

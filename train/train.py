@@ -1,0 +1,98 @@
+"""Train one curriculum stage: build in a fixed order, fit, then evaluate, gate and record.
+
+Run::
+
+    python -m train stage=1                        # GPU fine-tuning plan, stage 1 (make train STAGE=1)
+    python -m train stage=2 optim.lr=5e-5          # stage 2 from stage 1's best weights (init_from=auto)
+    python -m train stage=1 experiment=demo        # from scratch on the synthetic demo build, CPU
+    python -m train stage=2 resume=true            # continue the last interrupted stage-2 run
+    python -m train -m stage=1 experiment=plateau_remedies   # the plateau-remedies multirun
+
+Order: data -> model (+ init weights) -> module -> callbacks -> loggers -> trainer -> fit -> finish (best
+weights, evaluation of every locked val set, regression gate, run records, ``latest``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from train.callbacks import RunGuard, tracking_eval_available
+from train.chaining import find_resume_checkpoint, load_init_weights, resolve_init
+from train.module import DetectionModule
+from train.report import StageRun, finish_failed, finish_stage, fit_stop_info
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict:
+    """Train the stage described by ``cfg`` (conf/train.yaml composed); return its final metrics dict.
+
+    The dict holds ``exit_code`` (1 when ``regression.fail`` and the gate found forgetting), ``best``
+    (``{"metric", "value", "epoch"}``), ``run_dir`` and ``metrics`` (metrics.json content or None).
+    Exceptions from ``fit`` are re-raised after stopping_reason.txt and model_info.json are written.
+    """
+    t0 = time.perf_counter()
+    resumed = find_resume_checkpoint(cfg.resume, stage=cfg.stage.index, runs_root=cfg.paths.runs_root)
+    run_dir = Path(resumed[0] if resumed else cfg.paths.output_dir)
+    with open_dict(cfg):  # a resumed run keeps writing into its own run directory
+        cfg.paths.output_dir = str(run_dir)
+    select_monitor(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    log.info("Instantiating datamodule <%s> on %s", cfg.data._target_, cfg.data.build_dir)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    classes = datamodule.classes
+    log.info("Instantiating model <%s> %s/%s for classes %s", cfg.model._target_, cfg.model.arch,
+             cfg.model.backbone, classes)
+    model = hydra.utils.instantiate(cfg.model, num_classes=len(classes))
+    init_path = None if resumed else resolve_init(cfg.init_from, stage=cfg.stage.index, runs_root=cfg.paths.runs_root)
+    init = load_init_weights(model, init_path, classes) if init_path else None
+    config = OmegaConf.to_container(cfg, resolve=True)
+    module = DetectionModule(model, _optimizer(cfg), _scheduler(cfg), backbone_lr=_backbone_lr(cfg), seed=cfg.seed,
+                             extra_checkpoint={"classes": classes, "config": config})
+    log.info("Instantiating callbacks and loggers")
+    guard = RunGuard(str(run_dir / "checkpoints"))
+    loggers = [hydra.utils.instantiate(c) for c in cfg.logger.values() if c is not None] if cfg.logger else []
+    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None] + [guard]
+    if not loggers:  # LearningRateMonitor needs a logger; training_history.json records the LR anyway
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    log.info("Instantiating trainer <%s>", cfg.trainer._target_)
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    run = StageRun(cfg, config, run_dir, module, classes, init, t0, trainer)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resumed[1]) if resumed else None)
+    except BaseException as exc:  # includes SystemExit from Lightning's KeyboardInterrupt handler
+        finish_failed(run, guard.exception or exc)
+        raise
+    return finish_stage(run, fit_stop_info(trainer))
+
+
+def _optimizer(cfg: DictConfig):
+    """The optimizer partial with ``lr = optim.lr * lr_scale``."""
+    return hydra.utils.instantiate(cfg.optim, lr=float(cfg.optim.lr) * float(cfg.lr_scale))
+
+
+def _backbone_lr(cfg: DictConfig) -> float | None:
+    return None if cfg.lr_backbone is None else float(cfg.lr_backbone) * float(cfg.lr_scale)
+
+
+def _scheduler(cfg: DictConfig):
+    return hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+
+
+def select_monitor(cfg: DictConfig) -> None:
+    """Monitor ``val/HOTA`` (mode max) when tracking evaluation is enabled and available, else ``val/loss``
+    (mode min); removes the tracking callback in the second case. Mutates ``cfg``."""
+    tracking = bool(cfg.eval.tracking) and tracking_eval_available()
+    if cfg.eval.tracking and not tracking:
+        log.warning("tracking evaluation unavailable (train/stage_eval.py missing): monitoring val/loss")
+    with open_dict(cfg):
+        cfg.eval.monitor, cfg.eval.mode = ("val/HOTA", "max") if tracking else ("val/loss", "min")
+        if not tracking and "tracking_eval" in cfg.callbacks:
+            cfg.callbacks.tracking_eval = None
