@@ -40,7 +40,8 @@ TABLE_METRICS = ("HOTA", "IDF1", "MOTA")
 #: HOTA points; the published run-to-run spread of HOTA on DanceTrack (DESIGN.md), as regression.tolerance.
 TOLERANCE = 1.0
 
-console = Console()
+# wide enough for the per-stage table when piped (rich falls back to 80 columns there)
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 def _run(cmd: list[str]) -> None:
