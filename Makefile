@@ -68,10 +68,14 @@ RUN_DIRS ?= $(RUNS)/demo/stage1/latest $(RUNS)/demo/stage2/latest $(RUNS)/demo/s
 dashboard: setup
 	$(RUN) python -m train.dashboard $(RUN_DIRS) --out $(RUNS)/dashboard.png
 
+# a sweep's runs (the newest multirun of STAGE by default), ranked by the monitored HOTA
+COMPARE_DIRS ?= $(lastword $(sort $(wildcard $(RUNS)/multirun/stage$(STAGE)/*)))
 compare: setup
-	$(RUN) python -m train.compare $(RUN_DIRS) --out $(RUNS)
+	$(RUN) python -m train.compare $(or $(COMPARE_DIRS),$(RUN_DIRS)) --out $(RUNS)
 
-VIZ_ARGS ?=
+# an MP4 of one demo val sequence: ground truth vs the stage-3 tracker (green/orange/blue/red/grey)
+VIZ_ARGS ?= --build $(BUILD_ROOT)/demo_stage3 --split val \
+	--results-dir $(RUNS)/demo/stage3/latest/eval/dancetrack/tracker --out $(RUNS)/viz.mp4
 viz: setup
 	$(RUN) python -m train.viz $(VIZ_ARGS)
 
