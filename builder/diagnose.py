@@ -25,7 +25,6 @@ conf 0 = ignore region) and a sample of ``img1/`` frames. Reports, per split:
 from __future__ import annotations
 
 import argparse
-import configparser
 import json
 import sys
 from collections import Counter
@@ -41,6 +40,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from builder.records import BuilderError
+from builder.sources.motchallenge import SeqInfo, read_seqinfo
 
 SPLITS = ("train", "val", "test")
 #: COCO area bins (pixels^2): small < 32^2 <= medium < 96^2 <= large (pycocotools COCOeval areaRng).
@@ -80,20 +80,15 @@ class _SplitStats:
             self.examples.append(text)
 
 
-def _read_seqinfo(path: Path) -> dict[str, str]:
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.optionxform = str
-    try:
-        parser.read(path, encoding="utf-8")
-    except configparser.Error as err:
-        raise BuilderError(f"{path}: not a valid INI file ({err})") from None
-    if "Sequence" not in parser:
-        raise BuilderError(f"{path}: no [Sequence] section (expected a MOTChallenge seqinfo.ini)")
-    sec = dict(parser["Sequence"])
-    for key in ("seqLength", "imWidth", "imHeight"):
-        if not sec.get(key, "").strip().isdigit():
-            raise BuilderError(f"{path}: [Sequence] {key} must be a positive integer, got {sec.get(key)!r}")
-    return sec
+def _read_seqinfo(path: Path) -> SeqInfo:
+    """A build sequence's seqinfo.ini (the MOTChallenge reader); size and length must be present."""
+    info = read_seqinfo(path)
+    if info is None:
+        raise BuilderError(f"{path}: missing (expected a MOTChallenge seqinfo.ini in every build sequence)")
+    for key, value in (("seqLength", info.seq_length), ("imWidth", info.width), ("imHeight", info.height)):
+        if not value or value <= 0:
+            raise BuilderError(f"{path}: [Sequence] {key} must be a positive integer, got {value!r}")
+    return info
 
 
 def read_gt_rows(path: Path) -> np.ndarray:
@@ -147,13 +142,12 @@ def _box_checks(stats: _SplitStats, gt: np.ndarray, width: int, height: int, whe
                       f"{x[i]:g},{y[i]:g},{w[i]:g},{h[i]:g} ({kind})")
 
 
-def _image_checks(stats: _SplitStats, seq_dir: Path, info: dict[str, str], source: str,
-                  images_per_seq: int) -> None:
-    length, ext = int(info["seqLength"]), info.get("imExt", ".jpg")
-    expected = (int(info["imWidth"]), int(info["imHeight"]))
+def _image_checks(stats: _SplitStats, seq_dir: Path, info: SeqInfo, source: str, images_per_seq: int) -> None:
+    length, ext = info.seq_length, info.im_ext or ".jpg"
+    expected = (info.width, info.height)
     frames = np.unique(np.linspace(1, length, num=min(images_per_seq, length)).round().astype(int))
     for f in frames if images_per_seq > 0 else []:
-        path = seq_dir / info.get("imDir", "img1") / f"{f:08d}{ext}"
+        path = seq_dir / info.im_dir / f"{f:08d}{ext}"
         image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if image is None:
             stats.images_missing += 1
@@ -169,8 +163,8 @@ def _image_checks(stats: _SplitStats, seq_dir: Path, info: dict[str, str], sourc
 
 def _add_sequence(stats: _SplitStats, seq_dir: Path, classes: Sequence[str], images_per_seq: int) -> None:
     info = _read_seqinfo(seq_dir / "seqinfo.ini")
-    source = info.get("source") or seq_dir.name.split("__")[0]
-    length, width, height = int(info["seqLength"]), int(info["imWidth"]), int(info["imHeight"])
+    source = info.raw.get("source") or seq_dir.name.split("__")[0]
+    length, width, height = info.seq_length, info.width, info.height
     gt = read_gt_rows(seq_dir / "gt" / "gt.txt")
     stats.sequences[source] += 1
     stats.frames[source] += length

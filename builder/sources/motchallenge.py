@@ -26,7 +26,7 @@ attributes ``conf`` and ``visibility``.
 from __future__ import annotations
 
 import configparser
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,8 @@ class SeqInfo:
     width: int | None = None
     height: int | None = None
     im_ext: str | None = None
+    #: every key of the section as written (e.g. a build's ``source`` and ``rawSequence``)
+    raw: dict[str, str] = field(default_factory=dict)
 
 
 def read_seqinfo(path: Path) -> SeqInfo | None:
@@ -68,7 +70,7 @@ def read_seqinfo(path: Path) -> SeqInfo | None:
     """
     if not path.is_file():
         return None
-    parser = configparser.ConfigParser()
+    parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str  # keep the case of seqLength, imWidth, ...
     try:
         parser.read(path, encoding="utf-8")
@@ -86,7 +88,7 @@ def read_seqinfo(path: Path) -> SeqInfo | None:
             raise BuilderError(f"{path}: key {key!r} must be a number, got {raw!r}") from None
     return SeqInfo(path=path, im_dir=sec.get("imDir", "img1"), frame_rate=values["frameRate"],
                    seq_length=values["seqLength"], width=values["imWidth"], height=values["imHeight"],
-                   im_ext=sec.get("imExt"))
+                   im_ext=sec.get("imExt"), raw=dict(sec))
 
 
 class MOTChallengeSource(SourceAdapter):
