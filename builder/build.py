@@ -8,6 +8,8 @@ Order of work per source (sources in name order):
    ``manifest_unlocked`` warning and the computed digests go into build_manifest.json;
 3. the pool: every sequence of ``pool_splits`` except the locked ones (which are never even parsed
    for the pool), or, with ``replay_from``, only the train frames of this source in that earlier build;
+   a sequence that is another copy of a locked video (the adapter's optional ``video_key``, e.g.
+   MOT17's ``-DPM``/``-FRCNN``/``-SDP`` variants of one video) leaves the pool too;
 4. the budget (``builder.budget.fill_budget``), then the chosen clips are cut from their sequences;
 5. the image check: every frame to be linked must exist (``check_images=False`` skips it; only the
    benchmark uses that, its label set has no images).
@@ -34,7 +36,7 @@ from rich.progress import track
 from builder.budget import BudgetResult, PoolSequence, fill_budget, make_pool
 from builder.classmap import ClassMap, default_classmap_path
 from builder.manifest import combine_digests, load_manifest, sequence_digest
-from builder.recipe import Recipe, SourceSpec, load_recipe
+from builder.recipe import Recipe, SourceSpec, is_plain_name, load_recipe
 from builder.records import BuilderError, SequenceRecord, WarningCounter
 from builder.writer import BuildPlan, OutputSequence, write_build
 
@@ -133,15 +135,29 @@ def check_locked(adapter, spec: SourceSpec, classes, warnings: WarningCounter
 
 
 def _replay_frames(build_root: Path, replay_from: str, source: str) -> dict[tuple[str, str], set[int]]:
+    """(raw split, raw sequence) -> raw frame numbers of ``source`` in the train split of build ``replay_from``.
+
+    Raises:
+        BuilderError: no such build, or its build_manifest.json is not valid JSON or lacks
+            ``splits.train.<dir>.{source, raw_split, raw_sequence, frames}``; or it has no train frames
+            of ``source``.
+    """
     path = build_root / replay_from / "build_manifest.json"
     try:
         earlier = json.loads(path.read_text())
     except FileNotFoundError:
         raise BuilderError(f"replay_from {replay_from!r}: no build at {path}; build that stage first") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BuilderError(f"replay_from {replay_from!r}: {path} is not valid JSON ({exc})") from None
     frames: dict[tuple[str, str], set[int]] = {}
-    for entry in earlier["splits"]["train"].values():
-        if entry["source"] == source:
-            frames.setdefault((entry["raw_split"], entry["raw_sequence"]), set()).update(entry["frames"])
+    try:
+        for entry in earlier["splits"]["train"].values():
+            if entry["source"] == source:
+                frames.setdefault((entry["raw_split"], entry["raw_sequence"]), set()).update(
+                    int(f) for f in entry["frames"])
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise BuilderError(f"replay_from {replay_from!r}: {path} is not a build manifest (expected "
+                           f"splits.train.<dir>.{{source, raw_split, raw_sequence, frames}}; {exc!r})") from None
     if not frames:
         raise BuilderError(f"replay_from {replay_from!r}: build {path.parent} has no train frames of {source}")
     return frames
@@ -163,20 +179,34 @@ def _pool_frames(adapter, split: str, name: str, records: dict[str, SequenceReco
     return tuple(f.index for f in rec.frames)
 
 
-def read_pool(adapter, spec: SourceSpec, locked: set[str], build_root: Path, *, progress: bool = False
-              ) -> tuple[list[PoolSequence], dict[str, SequenceRecord]]:
+def read_pool(adapter, spec: SourceSpec, locked: set[str], build_root: Path, *, progress: bool = False,
+              warnings: WarningCounter | None = None) -> tuple[list[PoolSequence], dict[str, SequenceRecord]]:
     """The training pool of one source (locked sequences are skipped before anything is read).
+
+    A sequence leaves the pool when its name is locked or when it shows a locked video
+    (``adapter.video_key(name)`` equals a locked name's key; adapters without ``video_key`` compare
+    names only), whatever split it is in and also when replayed from an earlier build. Of several
+    unlocked copies of one video (MOT17's three detection sets) only the first, in split then name
+    order, joins the pool; each other copy counts a ``duplicate_video`` warning.
 
     Returns:
         (pool sequences with their available frame numbers, the records already parsed, by name;
         the clips of a sequence without a record there are cut after reading it with ``read_sequence``).
     """
+    video_key = getattr(adapter, "video_key", None) or (lambda name: name)
+    warnings = warnings if warnings is not None else WarningCounter()
+    locked_videos = {video_key(n) for n in locked}
+
+    def is_locked(name: str) -> bool:
+        return name in locked or video_key(name) in locked_videos
+
     records: dict[str, SequenceRecord] = {}
     pool: list[PoolSequence] = []
+    pool_videos: dict[str, tuple[str, str]] = {}  # video key -> (split, name) the pool draws that video from
     if spec.replay_from:  # frames named by the earlier build; checked against the source when clips are cut
         wanted = _replay_frames(build_root, spec.replay_from, spec.name)
         pool = [PoolSequence(split, name, tuple(sorted(wanted[split, name]))) for split, name in sorted(wanted)]
-        return make_pool(pool, locked), records
+        return make_pool(pool, set(locked) | {s.name for s in pool if is_locked(s.name)}), records
     present = adapter.splits()
     for split in spec.pool_splits:
         if split not in present:
@@ -184,7 +214,12 @@ def read_pool(adapter, spec: SourceSpec, locked: set[str], build_root: Path, *, 
                                f"{adapter.root}; present: {', '.join(present)}")
         for name in track(adapter.sequence_names(split), description=f"reading {spec.name}/{split}",
                           disable=not progress, transient=True):
-            if name in locked:
+            if is_locked(name):
+                continue
+            first = pool_videos.setdefault(video_key(name), (split, name))
+            if first[1] != name:  # another copy of a video already in the pool (the same name: make_pool raises)
+                warnings.add("duplicate_video", f"{spec.name}: {split}/{name} shows the same video as "
+                             f"{first[0]}/{first[1]}; only the first is drawn from")
                 continue
             frames = _pool_frames(adapter, split, name, records)
             if frames is not None:
@@ -231,7 +266,7 @@ def plan_source(spec: SourceSpec, recipe: Recipe, *, data_root: Path, build_root
     """Plan one source: locked val/test sequences (complete) and budgeted train clips."""
     adapter, classmap_path = open_adapter(spec, recipe, data_root, warnings)
     locked_records, locked = check_locked(adapter, spec, recipe.classes, warnings)
-    pool, records = read_pool(adapter, spec, set(locked_records), build_root, progress=progress)
+    pool, records = read_pool(adapter, spec, set(locked_records), build_root, progress=progress, warnings=warnings)
     result = fill_budget(pool, budget=spec.frame_budget, clip_length=spec.clip_length, stride=spec.frame_stride,
                          seed=recipe.seed, source=spec.name, allow_partial=spec.allow_partial)
     if result.partial:
@@ -281,11 +316,15 @@ def build(recipe: Recipe | str | Path, *, data_root: str | Path | None = None,
         progress: show rich progress bars.
 
     Raises:
-        BuilderError: any bad input (recipe, class map, manifest, labels, budget, missing images).
+        BuilderError: any bad input (recipe, class map, manifest, labels, budget, missing images), or an
+            ``out_name`` that is not a plain directory name or names the build a source replays from.
     """
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
-    if out_name is not None and (not out_name or "/" in out_name or out_name.startswith(".")):
+    if out_name is not None and not is_plain_name(out_name):
         raise BuilderError(f"build name {out_name!r} must be a plain directory name")
+    if out_name and any(s.replay_from == out_name for s in recipe.sources):
+        raise BuilderError(f"build name {out_name!r} is the build this recipe replays from; "
+                           "writing it would replace the frames being replayed")
     if seed is not None or out_name:
         recipe = dataclasses.replace(recipe, seed=recipe.seed if seed is None else seed,
                                      name=out_name or recipe.name)

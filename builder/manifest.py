@@ -249,7 +249,11 @@ def _digests(adapter, entries: Sequence[LockedSequence], classes: Sequence[str],
     for e in entries:
         if e.name not in names[e.split]:
             raise BuilderError(f"{where}: locked sequence {e.name!r} (split {e.split!r}) not found in the source")
-        out[e.name] = sequence_digest(adapter.read_sequence(e.split, e.name).frames, classes)
+        rec = adapter.read_sequence(e.split, e.name)
+        if not getattr(rec, "has_gt", True):
+            raise BuilderError(f"{where}: sequence {e.name!r} (split {e.split!r}) has no ground truth and cannot "
+                               "be a locked val/test sequence; lock from a split with labels (--split)")
+        out[e.name] = sequence_digest(rec.frames, classes)
     return out
 
 
@@ -267,8 +271,8 @@ def lock_manifest(adapter, path: str | Path, *, source: str, classes: Sequence[s
     second time (idempotent).
 
     Raises:
-        BuilderError: a refused change (see above), a locked sequence missing from the source, or too
-            few sequences to draw from.
+        BuilderError: a refused change (see above), a locked sequence missing from the source or
+            without ground truth, or too few sequences to draw from.
     """
     path = Path(path)
     old = load_manifest(path, source) if path.exists() else Manifest(source=source)

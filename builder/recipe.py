@@ -161,6 +161,11 @@ def _check_keys(table: dict, spec: dict[str, tuple[tuple[type, ...], bool]], whe
             raise BuilderError(f"{where}: missing required key '{prefix}{key}'")
 
 
+def is_plain_name(name: str) -> bool:
+    """True for a single directory name that is not hidden: no ``/`` or ``\\``, not starting with ``.``."""
+    return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".")
+
+
 def _str_list(value: list, where: str, key: str) -> tuple[str, ...]:
     if not value or not all(isinstance(v, str) and v for v in value):
         raise BuilderError(f"{where}: key {key!r} must be a non-empty list of non-empty strings, got {value!r}")
@@ -186,6 +191,9 @@ def _parse_source(name: str, table: Any, where: str) -> SourceSpec:
         allow_partial=table.get("allow_partial", False),
         replay_from=table.get("replay_from"),
     )
+    if spec.replay_from is not None and not is_plain_name(spec.replay_from):
+        raise BuilderError(f"{where}: key '{prefix}replay_from' must name a build directory under BUILD_ROOT "
+                           f"(a plain name like \"stage2\"), got {spec.replay_from!r}")
     for key, low in (("frame_budget", 0), ("clip_length", 1), ("frame_stride", 1)):
         if getattr(spec, key) < low:
             raise BuilderError(f"{where}: key {prefix + key!r} must be >= {low}, got {getattr(spec, key)}")
@@ -202,14 +210,21 @@ def parse_recipe(data: dict[str, Any], where: str = "<recipe>", path: Path | Non
     _check_keys(data, _TOP_KEYS, where, "")
     if not data["sources"]:
         raise BuilderError(f"{where}: 'sources' must name at least one source table")
-    for key in ("name",):
-        if not data[key] or "/" in data[key] or data[key].startswith("."):
-            raise BuilderError(f"{where}: key 'name' must be a plain directory name, got {data[key]!r}")
+    if not is_plain_name(data["name"]):
+        raise BuilderError(f"{where}: key 'name' must be a plain directory name, got {data['name']!r}")
     sources = tuple(_parse_source(n, data["sources"][n], where) for n in sorted(data["sources"]))
+    for s in sources:
+        if s.replay_from == data["name"]:
+            raise BuilderError(f"{where}: key 'sources.{s.name}.replay_from' names this recipe's own build "
+                               f"{s.replay_from!r}; replay draws from an earlier stage's build")
+    classes = _str_list(data.get("classes", list(DEFAULT_CLASSES)), where, "classes")
+    reserved = sorted({"ignore", "drop"} & set(classes))
+    if reserved:
+        raise BuilderError(f"{where}: key 'classes' holds {reserved}: reserved class-map targets, not class names")
     return Recipe(
         name=data["name"],
         seed=data["seed"],
-        classes=_str_list(data.get("classes", list(DEFAULT_CLASSES)), where, "classes"),
+        classes=classes,
         sources=sources,
         description=data.get("description", ""),
         path=path,

@@ -84,6 +84,7 @@ class SequenceRecord:
 
     @property
     def num_frames(self) -> int:
+        """Number of frames (annotated or not), ``len(frames)``."""
         return len(self.frames)
 
 

@@ -10,7 +10,9 @@
 - counts recomputed from gt.txt equal ``counts`` (sequences, frames, boxes, ignore, identities,
   per class);
 - annotations/<split>.json agrees with gt.txt (videos, images per video, positive boxes and ignore
-  regions with their boxes and classes) and seqmaps/<split>.txt lists the split's directories.
+  regions with their boxes and classes) and seqmaps/<split>.txt lists the split's directories;
+- no train directory comes from a sequence that is locked (val/test) in build_manifest.json's
+  ``locked`` or in the source's manifest file.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
+        """True when no problem was found (notes do not count)."""
         return not self.problems
 
 
@@ -73,6 +76,10 @@ def _seqinfo(path: Path) -> dict[str, str]:
     return out
 
 
+#: Top-level keys of build_manifest.json that ``verify`` reads.
+_REQUIRED_KEYS = ("classes", "splits", "counts", "digests", "sources", "locked")
+
+
 class _Verifier:
     def __init__(self, build_dir: Path):
         self.dir = build_dir
@@ -83,14 +90,23 @@ class _Verifier:
             raise BuilderError(f"{build_dir}: not a build (no build_manifest.json)") from None
         except json.JSONDecodeError as exc:
             raise BuilderError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+        missing = [k for k in _REQUIRED_KEYS if not isinstance(self.m, dict) or k not in self.m]
+        if missing:
+            raise BuilderError(f"{path}: not a build manifest, lacks key(s) {', '.join(missing)}")
+        bad = [f"{k}.{s}" for k in ("splits", "counts", "digests") for s in BUILD_SPLITS
+               if not isinstance(self.m[k], dict) or s not in self.m[k]]
+        if bad:
+            raise BuilderError(f"{path}: not a build manifest, lacks key(s) {', '.join(bad)}")
         self.classes = self.m["classes"]
         self.report = VerifyReport()
         self.gt: dict[tuple[str, str], np.ndarray] = {}
 
     def problem(self, msg: str) -> None:
+        """Record one problem (a line of the report)."""
         self.report.problems.append(msg)
 
     def check_sequence(self, split: str, name: str, entry: dict) -> str | None:
+        """Check one directory (seqinfo, links, gt frame range, digest); its recomputed digest or None."""
         d = self.dir / split / name
         if not d.is_dir():
             self.problem(f"{split}/{name}: directory missing")
@@ -120,12 +136,18 @@ class _Verifier:
         self.report.frames += n
         return digest
 
-    def check_locked(self, split: str, name: str, entry: dict, digest: str) -> None:
-        src = entry["source"]
-        stored = self.m["sources"][src]["manifest"]
+    def manifest_path(self, source: str) -> Path:
+        """The source's locked manifest as recorded in build_manifest.json (relative: cwd, else the repo)."""
+        stored = self.m["sources"][source]["manifest"]
         path = Path(stored)
         if not path.is_absolute() and not path.exists():
-            path = default_manifest_path(src).parents[1] / stored
+            path = default_manifest_path(source).parents[1] / stored
+        return path
+
+    def check_locked(self, split: str, name: str, entry: dict, digest: str) -> None:
+        """A val/test directory must be a locked sequence of its source's manifest, with the same digest."""
+        src = entry["source"]
+        path = self.manifest_path(src)
         try:
             locked = {e.name: e for e in load_manifest(path, src).entries}
         except BuilderError as exc:
@@ -140,6 +162,7 @@ class _Verifier:
             self.problem(f"{split}/{name}: digest {digest} differs from the locked digest {e.digest} in {path}")
 
     def check_counts(self, split: str) -> None:
+        """``counts.<split>`` recomputed from the gt.txt files read by ``check_sequence``."""
         counts: dict[str, dict] = {}
         for name, entry in self.m["splits"][split].items():
             gt = self.gt.get((split, name))
@@ -159,6 +182,7 @@ class _Verifier:
             self.problem(f"counts of {split}: gt.txt gives {counts}, build_manifest.json has {self.m['counts'][split]}")
 
     def check_coco(self, split: str) -> None:
+        """annotations/<split>.json: videos, images per video and boxes agree with gt.txt."""
         path = self.dir / "annotations" / f"{split}.json"
         coco = json.loads(path.read_text())
         videos = {v["id"]: v["name"] for v in coco["videos"]}
@@ -187,12 +211,30 @@ class _Verifier:
                 self.problem(f"{path}: {per_video[name]} images for {name}, expected {len(entry['frames'])}")
 
     def check_seqmap(self, split: str) -> None:
+        """seqmaps/<split>.txt: a ``name`` header, then exactly the split's directories."""
         path = self.dir / "seqmaps" / f"{split}.txt"
         lines = path.read_text().split() if path.exists() else []
         if lines[:1] != ["name"] or sorted(lines[1:]) != sorted(self.m["splits"][split]):
             self.problem(f"{path}: does not list the {split} sequences under a 'name' header")
 
+    def check_no_locked_in_train(self) -> None:
+        """Report every train directory whose raw sequence is locked (build record or manifest file)."""
+        locked: dict[str, set[str]] = {}
+        for src, lk in self.m["locked"].items():
+            locked.setdefault(src, set()).update(lk.get("val", []), lk.get("test", []))
+        for src in {e["source"] for e in self.m["splits"]["train"].values()}:
+            try:
+                locked.setdefault(src, set()).update(load_manifest(self.manifest_path(src), src).names)
+            except (BuilderError, KeyError):
+                pass  # a missing or unreadable manifest is reported by check_locked
+        for name, entry in sorted(self.m["splits"]["train"].items()):
+            if entry["raw_sequence"] in locked.get(entry["source"], ()):
+                self.problem(f"train/{name}: {entry['source']} sequence {entry['raw_sequence']} is locked "
+                             "(val/test) and must never be in train")
+
     def run(self) -> VerifyReport:
+        """Run every check of the module docstring; return the report."""
+        self.check_no_locked_in_train()
         for split in BUILD_SPLITS:
             digests = []
             for name, entry in sorted(self.m["splits"][split].items()):

@@ -271,8 +271,11 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
         if had_old:
             os.replace(old, final)
         raise
-    if had_old:
-        shutil.rmtree(old)
+    if had_old:  # the new build is in place: the old one goes (a symlink is unlinked, never followed)
+        if old.is_symlink() or not old.is_dir():
+            old.unlink()
+        else:
+            shutil.rmtree(old)
 
 
 def write_build(plan: BuildPlan, build_root: str | Path, *, progress: bool = False,

@@ -292,3 +292,108 @@ def test_replay_of_frames_missing_from_the_source_fails(tiny_curriculum, tiny_bu
     path.write_text(json.dumps(m))
     with pytest.raises(BuilderError, match=r"frames \[10\d\d.* are not in the source .*replayed from build 'tiny_stage2'"):
         build(tiny_curriculum[3], build_root=tmp_path)
+
+
+def _mot17_root(root: Path, names: list[str], frames: int = 3) -> Path:
+    """A mot17 train split: each sequence ``frames`` 16x8 JPEGs and one person box per frame."""
+    from PIL import Image
+
+    for name in names:
+        seq = root / "train" / name
+        (seq / "img1").mkdir(parents=True)
+        (seq / "gt").mkdir()
+        (seq / "seqinfo.ini").write_text(f"[Sequence]\nname={name}\nimDir=img1\nframeRate=30\nseqLength={frames}\n"
+                                         "imWidth=16\nimHeight=8\nimExt=.jpg\n")
+        for k in range(1, frames + 1):
+            Image.new("RGB", (16, 8)).save(seq / "img1" / f"{k:06d}.jpg")
+        (seq / "gt" / "gt.txt").write_text("".join(f"{k},1,1,1,4,4,1,1,1\n" for k in range(1, frames + 1)))
+    return root
+
+
+def test_mot17_detector_copies_of_a_locked_video_never_reach_train(tmp_path):
+    """MOT17-02-DPM/-FRCNN/-SDP are one video: locking one keeps the other two out of the pool."""
+    names = ["MOT17-02-DPM", "MOT17-02-FRCNN", "MOT17-02-SDP", "MOT17-04-FRCNN", "MOT17-04-SDP", "MOT17-05-SDP",
+             "MOT17-09-DPM", "MOT17-09-FRCNN"]
+    root = _mot17_root(tmp_path / "mot17", names)
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps({"source": "mot17", "official_split_of_locked": "train",
+                                    "val": [{"name": "MOT17-02-FRCNN", "split": "train", "digest": None}],
+                                    "test": [{"name": "MOT17-04-SDP", "split": "train", "digest": None}]}))
+    recipe = write_recipe(tmp_path / "r.toml", {"name": "m", "seed": 0, "sources": {"mot17": {
+        "root": str(root), "manifest": str(manifest), "frame_budget": 100, "clip_length": 1,
+        "allow_partial": True}}})
+    m = _manifest(build(recipe, build_root=tmp_path / "b"))
+    assert {e["raw_sequence"] for e in m["splits"]["train"].values()} == {"MOT17-05-SDP", "MOT17-09-DPM"}
+    assert m["sources"]["mot17"]["budget"]["filled"] == 2 * 3  # MOT17-09 once, not once per detection set
+    assert m["warnings"]["duplicate_video"] == 1 and "MOT17-09-FRCNN" in m["warning_examples"]["duplicate_video"][0]
+
+
+def test_locked_sequences_leave_every_pool_split(tiny_curriculum, tmp_path):
+    """pool_splits = ["train", "val"]: the unlocked val sequences join the pool, the locked ones never."""
+    recipe = _recipe_dict(tiny_curriculum[1])
+    shipped = json.loads(Path(recipe["sources"]["dancetrack"]["manifest"]).read_text())
+    shipped["val"], shipped["test"] = shipped["val"][:1], shipped["test"][:1]  # 2 of the 4 val sequences
+    (tmp_path / "m.json").write_text(json.dumps(shipped))
+    recipe["sources"] = {"dancetrack": recipe["sources"]["dancetrack"] | {
+        "manifest": str(tmp_path / "m.json"), "pool_splits": ["train", "val"], "frame_budget": 10_000,
+        "allow_partial": True}}
+    m = _manifest(build(write_recipe(tmp_path / "r.toml", recipe), build_root=tmp_path / "b"))
+    locked = set(m["locked"]["dancetrack"]["val"] + m["locked"]["dancetrack"]["test"])
+    train = {(e["raw_split"], e["raw_sequence"]) for e in m["splits"]["train"].values()}
+    assert not {n for _, n in train} & locked
+    assert {s for s, _ in train} == {"train", "val"}  # the val split did contribute its unlocked sequences
+    assert verify_build(tmp_path / "b" / recipe["name"]).ok
+
+
+def test_replayed_sequence_that_is_now_locked_is_skipped(tiny_curriculum, tiny_builds, tmp_path):
+    """A sequence trained on by the earlier build but locked since then is not replayed."""
+    shutil.copytree(tiny_builds[2], tmp_path / "tiny_stage2", symlinks=True)
+    path = tmp_path / "tiny_stage2" / "build_manifest.json"
+    m = json.loads(path.read_text())
+    victim = m["locked"]["dancetrack"]["val"][0]
+    for entry in m["splits"]["train"].values():
+        if entry["source"] == "dancetrack":
+            entry.update(raw_split="val", raw_sequence=victim)  # pretend the earlier build trained on it
+            break
+    path.write_text(json.dumps(m))
+    m3 = _manifest(build(tiny_curriculum[3], build_root=tmp_path))
+    assert victim not in {e["raw_sequence"] for e in m3["splits"]["train"].values()}
+
+
+def test_malformed_replay_build_manifest_is_a_clear_error(tiny_curriculum, tmp_path):
+    (tmp_path / "tiny_stage2").mkdir()
+    path = tmp_path / "tiny_stage2" / "build_manifest.json"
+    path.write_text("{")
+    with pytest.raises(BuilderError, match=r"replay_from 'tiny_stage2': .*build_manifest\.json is not valid JSON"):
+        build(tiny_curriculum[3], build_root=tmp_path)
+    path.write_text('{"splits": {}}')
+    with pytest.raises(BuilderError, match=r"replay_from 'tiny_stage2': .* is not a build manifest"):
+        build(tiny_curriculum[3], build_root=tmp_path)
+
+
+def test_out_name_of_the_replayed_build_is_refused(tiny_curriculum, tmp_path):
+    with pytest.raises(BuilderError, match="'tiny_stage2' is the build this recipe replays from"):
+        build(tiny_curriculum[3], build_root=tmp_path, out_name="tiny_stage2")
+
+
+def test_rebuild_over_a_symlinked_build_replaces_the_link_only(tiny_curriculum, tmp_path):
+    elsewhere = build(tiny_curriculum[1], build_root=tmp_path / "elsewhere")
+    root = tmp_path / "builds"
+    root.mkdir()
+    (root / elsewhere.name).symlink_to(elsewhere, target_is_directory=True)
+    out = build(tiny_curriculum[1], build_root=root, seed=3)
+    assert out.is_dir() and not out.is_symlink() and _manifest(out)["seed"] == 3
+    assert _manifest(elsewhere)["seed"] != 3  # the link's target was not touched
+    assert sorted(p.name for p in root.iterdir()) == [out.name]
+
+
+def test_one_sequence_name_in_two_pool_splits_is_an_error(tmp_path):
+    root = _mot17_root(tmp_path / "mot17", ["MOT17-05-SDP", "MOT17-09-DPM"])
+    shutil.copytree(root / "train" / "MOT17-09-DPM", root / "val" / "MOT17-09-DPM")
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps({"source": "mot17", "val": [{"name": "MOT17-05-SDP", "split": "train"}]}))
+    recipe = write_recipe(tmp_path / "r.toml", {"name": "m", "seed": 0, "sources": {"mot17": {
+        "root": str(root), "manifest": str(manifest), "frame_budget": 1, "clip_length": 1,
+        "pool_splits": ["train", "val"]}}})
+    with pytest.raises(BuilderError, match="'MOT17-09-DPM' appears in splits 'train' and 'val'"):
+        build(recipe, build_root=tmp_path / "b")

@@ -140,3 +140,13 @@ def test_lock_from_train_split_for_mot17(tiny_raw, tmp_path, capsys):
     assert m.official_split_of_locked == "train" and {e.split for e in m.entries} == {"train"}
     assert main([*args, "--split", "val"]) == 2  # another split would change the lock
     assert "--force" in capsys.readouterr().err
+
+
+def test_lock_refuses_sequences_without_ground_truth(tiny_raw, tmp_path, capsys):
+    """mot17's test split has no gt.txt: locking it would only make every later build fail."""
+    path = tmp_path / "mot17.json"
+    assert main(["lock", "mot17", "--root", str(tiny_raw / "mot17"), "--manifest", str(path), "--split", "test",
+                 "--val", "1", "--test", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "has no ground truth and cannot be a locked val/test sequence" in err and str(path) in err
+    assert not path.exists()

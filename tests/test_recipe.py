@@ -95,3 +95,19 @@ def test_shipped_curricula(folder):
     if not folder:
         assert (s1.source("bdd100k").frame_budget, s1.source("dancetrack").frame_budget) == (5000, 5000)
         assert s3.source("visdrone").frame_budget == 10000
+
+
+@pytest.mark.parametrize("value", ["../stage2", "a/b", ".hidden", ""])
+def test_replay_from_must_be_a_plain_build_name(value):
+    with pytest.raises(BuilderError, match="'sources.dancetrack.replay_from' must name a build directory"):
+        parse_recipe(_recipe(replay_from=value))
+
+
+def test_replay_from_its_own_build_is_an_error():
+    with pytest.raises(BuilderError, match="replay_from' names this recipe's own build 's'"):
+        parse_recipe(_recipe(replay_from="s"))
+
+
+def test_reserved_class_names_are_a_recipe_error():
+    with pytest.raises(BuilderError, match=r"stage9\.toml: key 'classes' holds \['ignore'\]: reserved"):
+        parse_recipe(_recipe() | {"classes": ["person", "ignore"]}, where="stage9.toml")

@@ -87,7 +87,25 @@ def test_json_label_missing_key(tmp_path):
     label = car(1, 1, 5, 5)
     del label["box2d"]
     src, path = bdd_source(tmp_path, bdd_frames([], [car(1, 1, 5, 5), label]))
-    with pytest.raises(BuilderError, match=rf"{path}: frame 1 label 1: missing key 'box2d'"):
+    # the second frame object (frameIndex 1) is frame 2, as in every other BDD100K message
+    with pytest.raises(BuilderError, match=rf"{path}: frame 2 label 1: missing key 'box2d'"):
+        src.read_sequence("val", "v")
+
+
+@pytest.mark.parametrize(("key", "value"), [("id", ["c1"]), ("category", {"name": "car"})])
+def test_json_label_with_unhashable_id_or_category(tmp_path, key, value):
+    label = car(1, 1, 5, 5) | {key: value}
+    src, path = bdd_source(tmp_path, bdd_frames([car(1, 1, 5, 5)], [label]))
+    with pytest.raises(BuilderError, match=rf"{path}: frame 2 label 0: id must be a string or integer"):
+        src.read_sequence("val", "v")
+
+
+def test_json_frame_without_index_names_its_position(tmp_path):
+    frames = json.loads(bdd_frames([], []))
+    del frames[1]["frameIndex"]
+    src, path = bdd_source(tmp_path, json.dumps(frames))
+    with pytest.raises(BuilderError, match=rf"{path}: frame object 1 \(0-based position in the file\): "
+                                           "expected an integer 'frameIndex'"):
         src.read_sequence("val", "v")
 
 

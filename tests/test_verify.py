@@ -64,3 +64,21 @@ def test_missing_files_are_problems_not_crashes(copy_of_build):
     (copy_of_build / "annotations" / "test.json").unlink()
     problems = verify_build(copy_of_build).problems
     assert any("gt.txt" in p for p in problems) and any("test.json" in p for p in problems)
+
+
+def test_locked_sequence_in_train_is_reported(copy_of_build):
+    path = copy_of_build / "build_manifest.json"
+    m = json.loads(path.read_text())
+    entry = next(e for e in m["splits"]["train"].values() if e["source"] == "dancetrack")
+    m["locked"]["dancetrack"]["val"].append(entry["raw_sequence"])
+    path.write_text(json.dumps(m))
+    problems = verify_build(copy_of_build).problems
+    assert any(f"sequence {entry['raw_sequence']} is locked (val/test) and must never be in train" in p
+               for p in problems), problems
+
+
+def test_not_a_build_manifest_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "build_manifest.json").write_text('{"classes": ["person"]}')
+    assert main(["verify", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "not a build manifest, lacks key(s) splits" in err and "Traceback" not in err

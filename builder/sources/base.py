@@ -176,6 +176,14 @@ class SourceAdapter:
         """Sorted annotation files the split's records come from (for content digests)."""
         raise NotImplementedError
 
+    def video_key(self, name: str) -> str:
+        """The video that sequence ``name`` shows: sequences with the same key hold the same frames.
+
+        The build removes from the training pool every sequence whose key equals a locked sequence's key,
+        so that another copy of a locked video never reaches train. Default: the name itself.
+        """
+        return name
+
     def sequences(self, split: str) -> Iterator[SequenceRecord]:
         """Every sequence of ``split``, in ``sequence_names`` order."""
         for name in self.sequence_names(split):

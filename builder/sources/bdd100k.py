@@ -128,7 +128,8 @@ class BDD100KSource(SourceAdapter):
             raw = [int(f[index_key]) + 1 for f in frames]
         except (KeyError, TypeError, ValueError):
             bad = next(i for i, f in enumerate(frames) if not _frame_ok(f, index_key))
-            raise BuilderError(f"{path}: frame {bad}: expected an integer {index_key!r}") from None
+            raise BuilderError(f"{path}: frame object {bad} (0-based position in the file): expected an integer "
+                               f"{index_key!r}") from None
         uniq, first = np.unique(np.asarray(raw, np.int64), return_index=True)
         if uniq.size != len(raw):
             self.warnings.add("duplicate_frame", str(path), len(raw) - uniq.size)
@@ -143,18 +144,23 @@ class BDD100KSource(SourceAdapter):
             cats = list(map(itemgetter("category"), labels))
             xyxy = list(map(_get_box, map(itemgetter("box2d"), labels)))
         except (KeyError, TypeError):
-            _raise_bad_label(path, per_frame)
+            _raise_bad_label(path, per_frame, indices)
             raise
         try:
             boxes = np.fromiter(chain.from_iterable(xyxy), np.float64, 4 * len(xyxy)).reshape(-1, 4)
         except (TypeError, ValueError):  # a null coordinate (becomes NaN, dropped later) or a non-number
-            _raise_bad_label(path, per_frame)
+            _raise_bad_label(path, per_frame, indices)
             boxes = np.array(xyxy, np.float64).reshape(-1, 4)
         counts = np.fromiter(map(len, per_frame), np.int64, len(per_frame))
         frame_of = np.repeat(np.asarray(indices, np.int64), counts)
         attributes = {a: self._attribute(labels, keys["attribute"](a)) for a in self.classmap.rule_attributes}
-        targets = self.resolve_str_categories(cats, attributes, lambda row: f"{path} frame {int(frame_of[row])}")
-        order = {tid: k for k, tid in enumerate(dict.fromkeys(ids), start=1)}
+        try:
+            targets = self.resolve_str_categories(cats, attributes,
+                                                  lambda row: f"{path} frame {int(frame_of[row])}")
+            order = {tid: k for k, tid in enumerate(dict.fromkeys(ids), start=1)}
+        except TypeError:  # an unhashable id or category (a list or an object)
+            _raise_bad_label(path, per_frame, indices)
+            raise
         track_ids = np.fromiter(map(order.__getitem__, ids), np.int64, len(ids))
         return BoxRows(frame_of, track_ids, boxes, targets, np.ones(len(ids), np.float32), path)
 
@@ -192,15 +198,22 @@ def _frame_ok(frame: dict, index_key: str) -> bool:
         return False
 
 
-def _raise_bad_label(path: Path, per_frame: list) -> None:
-    """Find the first label lacking id/category/box2d{x1,y1,x2,y2} and raise a BuilderError naming it."""
-    for fi, labels in enumerate(per_frame):
+def _raise_bad_label(path: Path, per_frame: list, indices: list[int]) -> None:
+    """Find the first label lacking id/category/box2d{x1,y1,x2,y2} and raise a BuilderError naming it.
+
+    ``per_frame[i]`` holds the labels of frame ``indices[i]`` (1-based, = frameIndex + 1), the frame
+    number the message gives; the label is its 0-based position in that frame's ``labels``.
+    """
+    for fi, labels in zip(indices, per_frame, strict=True):
         for li, lab in enumerate(labels):
             if not isinstance(lab, dict):
                 raise BuilderError(f"{path}: frame {fi} label {li}: expected an object, got {type(lab).__name__}")
             for key in ("id", "category", "box2d"):
                 if key not in lab:
                     raise BuilderError(f"{path}: frame {fi} label {li}: missing key {key!r}")
+            if not isinstance(lab["id"], str | int) or not isinstance(lab["category"], str):
+                raise BuilderError(f"{path}: frame {fi} label {li}: id must be a string or integer and category "
+                                   f"a string, got id {lab['id']!r}, category {lab['category']!r}")
             box = lab["box2d"]
             if not isinstance(box, dict) or any(k not in box for k in ("x1", "y1", "x2", "y2")):
                 raise BuilderError(f"{path}: frame {fi} label {li}: box2d must hold x1, y1, x2, y2")

@@ -26,6 +26,7 @@ attributes ``conf`` and ``visibility``.
 from __future__ import annotations
 
 import configparser
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,11 +182,20 @@ class MOTChallengeSource(SourceAdapter):
         return 0, 0
 
 
+#: MOT17 ships every video once per public detection set (``MOT17-02-DPM``, ``-FRCNN``, ``-SDP``):
+#: the same frames and the same gt.txt under three names.
+_MOT17_DETECTOR_SUFFIX = re.compile(r"-(DPM|FRCNN|SDP)$")
+
+
 @register("mot17")
 class MOT17Source(MOTChallengeSource):
     """MOT17 (and MOT16/MOT20, same layout): 6-digit image names, class and conf columns honoured."""
 
     default_digits = 6
+
+    def video_key(self, name: str) -> str:
+        """``MOT17-02-DPM``, ``MOT17-02-FRCNN`` and ``MOT17-02-SDP`` -> ``MOT17-02`` (one video, three copies)."""
+        return _MOT17_DETECTOR_SUFFIX.sub("", name)
 
 
 @register("dancetrack")
