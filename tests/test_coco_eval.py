@@ -65,6 +65,16 @@ def test_empty_detections():
     assert res["AP"] == 0.0 and res["per_class"] == {"person": 0.0, "vehicle": 0.0}
 
 
+def test_empty_detections_on_a_subset_judge_classes_by_that_subset():
+    """No vehicle in image 3: with no detections its AP is undefined (None) there, not 0."""
+    data = coco_vid()
+    data["images"].append(dict(data["images"][0], id=3, frame_id=3))
+    data["annotations"].append({"id": 99, "image_id": 3, "video_id": 1, "category_id": 1, "bbox": PERSON,
+                                "area": 3200, "iscrowd": 0, "instance_id": 1})
+    res = evaluate_detections(data, [det(1, 1, PERSON)], image_ids=[3])
+    assert res["AP"] == 0.0 and res["per_class"] == {"person": 0.0, "vehicle": None}
+
+
 def test_bad_detection_is_named():
     with pytest.raises(ValueError, match="detection 0: category_id 7"):
         evaluate_detections(coco_vid(), [det(1, 7, PERSON)])

@@ -117,3 +117,14 @@ def test_bad_inputs_are_clear_errors(tmp_path, capsys):
     write_run(tmp_path / "x", val_hota=None)
     assert main([str(tmp_path / "x")]) == 2
     assert "nothing to select" in capsys.readouterr().out
+
+
+def test_runs_monitoring_different_metrics_are_flagged(tmp_path):
+    a = write_run(tmp_path / "a", val_hota=(50.0, 60.0))
+    b = write_run(tmp_path / "b", val_hota=(50.0, 55.0))
+    info = json.loads((b / "model_info.json").read_text())
+    info["best"]["metric"] = "val/dancetrack/HOTA"
+    (b / "model_info.json").write_text(json.dumps(info))
+    reason = compare_runs([a, b]).selection["reason"]
+    assert "monitor different metrics (val/HOTA, val/dancetrack/HOTA)" in reason
+    assert "different metrics" not in compare_runs([a, b], metric="val/HOTA").selection["reason"]

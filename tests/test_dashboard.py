@@ -7,9 +7,19 @@ import math
 
 import cv2
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.text import Text
 from run_fixtures import write_curriculum, write_run
 
-from train.dashboard import DashboardError, build_figure, load_run, main, make_dashboard, order_runs
+from train.dashboard import (
+    DashboardError,
+    _stack_labels,
+    build_figure,
+    load_run,
+    main,
+    make_dashboard,
+    order_runs,
+)
 
 SIZE = (900, 1600, 3)  # FIGSIZE_IN (16, 9) x DPI 100, BGR
 
@@ -35,9 +45,10 @@ def test_curriculum_png_flags_forgetting(tmp_path):
     assert [c.stage for c in curves] == [1, 2, 3]
     fig = build_figure(curves, tolerance=1.0)
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    legend = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
     # dancetrack 55 -> 48 (drop 7 > 1) is flagged; bdd100k 38 -> 37 (drop 1, not > 1) is not.
-    assert sum("FORGETTING" in t for t in texts) == 1
-    assert any(t.startswith("48.0") and "-7.0" in t for t in texts)
+    assert [t for t in legend if "FORGETTING" in t] == ["FORGETTING: dancetrack -7.0 HOTA at stage 3"]
+    assert "48.0 (-7.0)" in texts and "37.0" in texts
     labels = {tick.get_text() for ax in fig.axes for tick in ax.get_xticklabels()}
     assert {"stage 1", "stage 2", "stage 3"} <= labels
 
@@ -71,3 +82,30 @@ def test_bad_inputs(tmp_path, capsys):
     (tmp_path / "r" / "training_history.json").write_text("{\n  oops")
     assert main([str(tmp_path / "r")]) == 2
     assert "invalid JSON at line 2" in capsys.readouterr().err
+
+
+def test_stack_labels_keeps_order_and_gap():
+    values = [50.0, 50.3, 49.9, 80.0]
+    heights = _stack_labels(values, gap=2.0)
+    ranked = sorted(range(4), key=lambda i: values[i])
+    assert [heights[i] for i in ranked] == sorted(heights)  # label order = value order
+    assert all(b - a >= 2.0 - 1e-9 for a, b in zip(sorted(heights), sorted(heights)[1:], strict=False))
+    assert _stack_labels([10.0], gap=2.0) == [10.0] and _stack_labels([], gap=2.0) == []
+
+
+def test_close_final_values_get_non_overlapping_labels(tmp_path):
+    """Four val sets within 0.6 HOTA at every stage: the value labels' boxes must not overlap."""
+    finals = [{"a": 50.0, "b": 50.2, "c": 50.4, "d": 50.6}, {"a": 52.0, "b": 51.9, "c": 52.1, "d": 52.2},
+              {"a": 48.0, "b": 48.3, "c": 48.1, "d": 48.2}]
+    runs = [load_run(write_run(tmp_path / f"s{k}", stage=k, final_hota=f, val_sets=tuple(f)))
+            for k, f in enumerate(finals, 1)]
+    fig = build_figure(runs)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    panel = fig.axes[-1]
+    renderer = canvas.get_renderer()
+    boxes = [Text.get_window_extent(t, renderer) for t in panel.texts]  # the text, not its leader line
+    assert len(boxes) == 12
+    overlaps = [(i, j) for i in range(12) for j in range(i + 1, 12) if boxes[i].overlaps(boxes[j])]
+    assert overlaps == []
+    assert sum("FORGETTING" in t.get_text() for t in panel.get_legend().get_texts()) == 4

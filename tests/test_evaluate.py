@@ -120,6 +120,19 @@ def test_crowd_rule_removes_predictions_inside_a_large_ignore_region(tmp_path):
     assert m["combined"]["FP"] == 0
 
 
+def test_ignore_regions_sharing_an_id_are_accepted_but_scored_duplicates_are_not(tmp_path):
+    """VisDrone's ignored regions all carry id 0: several in one frame are fine; two scored boxes are not."""
+    gt = [line(1, 1), line(1, 0, (300, 100, 60, 60), 0, 0), line(1, 0, (500, 300, 60, 60), 0, 0)]
+    trk = [track(1, 1), track(1, 2, (305, 102, 60, 60))]
+    for rules in (ev.BUILD_MATCH_RULES, ev.BUILD_CROWD_RULES):
+        m = ev.evaluate_mot(tmp_path / "gt", tmp_path / "res", classes=CLASSES, rules=rules) if (
+            tmp_path / "gt").exists() else run(tmp_path, gt, trk, 1, rules=rules)
+        assert m["combined"]["FP"] == 0 and m["combined"]["MOTA"] == pytest.approx(100.0)
+    (tmp_path / "gt" / "s1" / "gt" / "gt.txt").write_text("1,1,100,100,40,80,1,1,1\n1,1,200,100,40,80,1,1,1\n")
+    with pytest.raises(ev.EvaluationError, match=r"gt\.txt: ground-truth id\(s\) \[1\] appear more than once"):
+        ev.evaluate_mot(tmp_path / "gt", tmp_path / "res", classes=CLASSES)
+
+
 def test_per_class_and_detection_averaged_combination(tmp_path):
     """A vehicle predicted on a person box: a vehicle FP and a person FN; combined sums the counts."""
     length = 5
@@ -192,11 +205,22 @@ def test_read_mot_file_tolerates_real_world_quirks(tmp_path):
     ("1,1,10,20,30,40\n\n1,x,3,4,5,6\n", r"r\.txt:3: non-numeric"),
     ("0,1,10,20,30,40\n", r"r\.txt:1: frame must be an integer >= 1"),
     ("1,1,nan,20,30,40\n", r"r\.txt:1: non-finite"),
+    ("1,1,10,20,30,40,0.9,1\n1,2,10,20,30,40,0.9,1.5,-1,-1\n", r"r\.txt:2: class \(column 8\) must be an integer"),
+    ("1,1,10,20,30,40,0.9,inf,-1,-1\n", r"r\.txt:1: class \(column 8\) must be an integer"),
+    ("1,1,10,20,30,40,0.9,nan,-1,-1\n", r"r\.txt:1: class \(column 8\) must be an integer"),
+    ("1,1,10,20,30,40,inf,1,-1,-1\n", r"r\.txt:1: conf / score \(column 7\) must be a finite"),
 ])
 def test_read_mot_file_errors_name_file_and_line(tmp_path, text, msg):
     p = tmp_path / "r.txt"
     p.write_text(text)
     with pytest.raises(MotFormatError, match=msg):
+        read_mot_file(p)
+
+
+def test_read_mot_file_binary_file_is_a_clear_error(tmp_path):
+    p = tmp_path / "r.txt"
+    p.write_bytes(b"\xff\xfe\x00garbage\n")
+    with pytest.raises(MotFormatError, match=r"r\.txt: not a text file"):
         read_mot_file(p)
 
 
@@ -263,6 +287,21 @@ def test_cli_reports_missing_file_and_exits_2(tmp_path, capsys):
     (tmp_path / "res").mkdir()
     assert ev.main(["--results", str(tmp_path / "res"), "--build", str(build)]) == 2
     assert "dancetrack__d1.txt" in capsys.readouterr().out
+    assert ev.main(["--results", str(tmp_path / "nope"), "--build", str(build)]) == 2
+    assert "nope: results folder not found" in capsys.readouterr().out
+
+
+def test_cli_reports_a_malformed_result_file_by_file_and_line(tmp_path, capsys):
+    build = make_build(tmp_path)
+    res = tmp_path / "res"
+    write_tracks(res / "dancetrack__d1.txt", [track(t, 1) for t in range(1, 4)])
+    (res / "bdd100k__b1.txt").write_text("1,1,10,20,30,40,0.9,1,-1,-1\n1,2,10,20,30,40,0.9,x,-1,-1\n")
+    assert ev.main(["--results", str(res), "--build", str(build)]) == 2
+    out = capsys.readouterr().out.replace("\n", "")
+    assert "bdd100k__b1.txt:2: non-numeric" in out
+    (res / "bdd100k__b1.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    assert ev.main(["--results", str(res), "--build", str(build)]) == 2
+    assert "not a text file" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------------------------------ stage evaluation

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from train.regression import GATE_METRICS, compare
+from train.regression import GATE_METRICS, compare, is_forgetting
 
 
 def metrics(**sets: dict[str, float]) -> dict:
@@ -76,3 +76,30 @@ def test_cli_exit_status(tmp_path, capsys):
     assert "FORGETTING" in (tmp_path / "r.md").read_text()
     assert main(["-", str(tmp_path / "b.json"), "--fail"]) == 0
     assert main([str(tmp_path / "missing.json"), str(tmp_path / "b.json")]) == 2
+
+
+def test_a_drop_equal_to_the_tolerance_is_not_forgetting_despite_float_rounding():
+    assert 15.1 - 16.1 < -1.0  # binary floating point: the naive comparison would flag it
+    reg = compare(metrics(d={"person": 16.1}), metrics(d={"person": 15.1}), tolerance=1.0)
+    assert reg.passed and not is_forgetting(15.1 - 16.1, 1.0)
+    assert "| d | person | HOTA | 16.10 | 15.10 | -1.00 | ok |" in reg.render_markdown()
+    assert is_forgetting(-1.01, 1.0) and not is_forgetting(None, 1.0) and not is_forgetting(0.5, 0.0)
+
+
+def test_cli_names_the_file_of_malformed_metrics(tmp_path, capsys):
+    import json
+
+    from train.regression import main
+
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(metrics(d={"person": 60.0})))
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "broken.json").write_text('{"val_sets": \n oops')
+    (tmp_path / "shape.json").write_text(json.dumps({"val_sets": {"d": {"per_class": {"person": 3}}}}))
+    for name, msg in (("list.json", "list.json: expected a JSON object with a 'val_sets'"),
+                      ("broken.json", "broken.json: invalid JSON at line 2"),
+                      ("shape.json", "shape.json: val_sets.d.per_class.person must be an object")):
+        assert main([str(good), str(tmp_path / name)]) == 2
+        assert msg in capsys.readouterr().out
+        assert main([str(tmp_path / name), str(good)]) == 2
+        assert msg in capsys.readouterr().out

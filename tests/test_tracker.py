@@ -53,6 +53,23 @@ def test_kalman_prediction_follows_constant_velocity():
     assert pred[0, 4] == pytest.approx(5.0, abs=0.1)  # vx in pixels per frame
 
 
+def test_kalman_update_equals_the_textbook_formulas_with_deepsort_noise():
+    """One update equals K = P H^T (H P H^T + R)^-1 with R = diag(h/20, h/20, 0.1, h/20)^2 (DeepSORT)."""
+    kf = KalmanFilterXYAH()
+    mean, cov = kf.initiate(np.array([[100.0, 80.0, 0.5, 60.0], [10.0, 20.0, 2.0, 8.0]]))
+    mean, cov = kf.predict(mean, cov)
+    z = np.array([[104.0, 79.0, 0.55, 62.0], [11.0, 22.0, 1.8, 9.0]])
+    got_mean, got_cov = kf.update(mean, cov, z)
+    h_mat = np.eye(4, 8)
+    for i in range(2):
+        h = mean[i, 3]
+        r = np.diag(np.square([h / 20, h / 20, 0.1, h / 20]))
+        s = h_mat @ cov[i] @ h_mat.T + r
+        gain = cov[i] @ h_mat.T @ np.linalg.inv(s)
+        np.testing.assert_allclose(got_mean[i], mean[i] + gain @ (z[i] - h_mat @ mean[i]), rtol=1e-9)
+        np.testing.assert_allclose(got_cov[i], cov[i] - gain @ s @ gain.T, rtol=1e-9, atol=1e-12)
+
+
 def test_two_crossing_objects_keep_their_ids():
     tracker = ByteTracker()
     first = None
@@ -232,3 +249,14 @@ def test_make_tracker_names_unknown_parameters():
     assert make_tracker({"track_buffer": 60}, 15.0).max_time_lost == 30  # int(15 / 30 * 60)
     with pytest.raises(ValueError, match=r"\['hi_thresh'\] not known; valid: \['high_thresh'"):
         make_tracker({"hi_thresh": 0.3}, 30.0)
+
+
+def test_tracker_overrides_parse_values_and_name_a_bad_one():
+    from train.track import _tracker_overrides
+
+    assert _tracker_overrides(["high_thresh=0.6", "track_buffer=60", "per_class=False"]) == {
+        "high_thresh": 0.6, "track_buffer": 60, "per_class": False}
+    with pytest.raises(ValueError, match="high_thresh needs a number or true/false, got 'abc'"):
+        _tracker_overrides(["high_thresh=abc"])
+    with pytest.raises(ValueError, match="expected KEY=VALUE"):
+        _tracker_overrides(["high_thresh"])

@@ -71,6 +71,19 @@ def test_previous_match_kept_when_still_valid():
     assert m.matched == [(0, 0)] and m.switched == [None] and m.false_positives == [1]
 
 
+def test_only_the_previous_frames_pair_is_kept_as_in_trackeval_clear():
+    """GT 1 matched to pred 1 at frame 1, unmatched at frame 2; at frame 3 pred 2 overlaps better than pred 1.
+    TrackEval's CLEAR keeps only pairs of the immediately previous frame, so pred 2 wins: one ID switch."""
+    gt = _boxes([[0, 0, 10, 10]])
+    both = FrameBoxes(np.array([[0, 0, 10, 6.0], [0, 0, 10, 10.0]]), np.array([1, 2]), np.array([1, 1]))
+    m, last = match_frame(gt, _boxes([[0, 0, 10, 6.0]]), np.zeros((0, 4)), {}, previous_frame={})
+    assert m.matched == [(0, 0)] and last == {1: 1}
+    m, last = match_frame(gt, _boxes([]), np.zeros((0, 4)), last, previous_frame={1: 1})
+    assert m.missed == [0]
+    m, _ = match_frame(gt, both, np.zeros((0, 4)), last, previous_frame={})
+    assert m.matched == [(0, 1)] and m.switched == [1] and m.false_positives == [0]
+
+
 def test_ignore_region_and_class_rules():
     gt = _boxes([[0, 0, 10, 10]], cls=1)
     ignore = np.array([[50, 50, 70, 70.0]])

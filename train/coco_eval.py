@@ -78,7 +78,7 @@ def evaluate_detections(coco_gt, detections: list[dict], *, image_ids: list[int]
     wanted = set(ids)
     dets = _check_detections(coco_gt, [d for d in detections if d.get("image_id") in wanted])
     if not dets or not coco_gt.getAnnIds(imgIds=ids):
-        return _empty_result(coco_gt, has_gt=bool(coco_gt.getAnnIds(imgIds=ids, iscrowd=False)))
+        return _empty_result(coco_gt, ids)
     with contextlib.redirect_stdout(io.StringIO()):
         coco_dt = coco_gt.loadRes(dets)
         ev = COCOeval(coco_gt, coco_dt, "bbox")
@@ -118,11 +118,13 @@ def _per_class_ap(coco_gt, ev) -> dict[str, float | None]:
     return out
 
 
-def _empty_result(coco_gt, *, has_gt: bool) -> dict:
-    """The result with no detections (AP 0 where there is ground truth, None where there is none)."""
-    value = 0.0 if has_gt else None
+def _empty_result(coco_gt, image_ids: list[int]) -> dict:
+    """The result with no detections on ``image_ids``: AP 0 where those images hold (non-crowd) ground
+    truth, None where they hold none (overall, and per class)."""
+    value = 0.0 if coco_gt.getAnnIds(imgIds=image_ids, iscrowd=False) else None
     out = {k: value for k in SUMMARY_KEYS}
-    out["per_class"] = {c["name"]: (0.0 if coco_gt.getAnnIds(catIds=[c["id"]], iscrowd=False) else None)
+    out["per_class"] = {c["name"]: (0.0 if coco_gt.getAnnIds(imgIds=image_ids, catIds=[c["id"]], iscrowd=False)
+                                    else None)
                         for c in coco_gt.loadCats(coco_gt.getCatIds())}
     return out
 

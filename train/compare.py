@@ -329,7 +329,8 @@ def select_best(ranked: Sequence[RunSummary], *, noise: float = DEFAULT_NOISE) -
 
     Keys: ``metric``, ``winner`` {name, path, value, best_epoch}, ``runner_up`` (same or None),
     ``margin`` (|winner - runner-up|, metric units, None without a runner-up), ``noise``,
-    ``within_noise`` (margin <= noise), ``reason`` (one sentence), ``notes``.
+    ``within_noise`` (margin <= noise), ``reason`` (one sentence; it warns when the runs were ranked on
+    different metrics, e.g. the monitored HOTA of different val sets), ``notes``.
 
     Raises:
         CompareError: no run has a value of the metric.
@@ -350,6 +351,10 @@ def select_best(ranked: Sequence[RunSummary], *, noise: float = DEFAULT_NOISE) -
                        "tied and prefer a rerun with another seed before trusting the order")
     else:
         reason += "; no other run has the metric"
+    metrics = sorted({r.metric for r in scored})
+    if len(metrics) > 1:  # metric=None: each run's own monitored metric, which may differ between stages
+        reason += (f"; caution: the runs monitor different metrics ({', '.join(metrics)}), so the values are "
+                   "not comparable: pass --metric to rank every run on one")
 
     def brief(r: RunSummary | None) -> dict[str, Any] | None:
         return None if r is None else {"name": r.name, "path": str(r.path), "value": r.value,

@@ -8,8 +8,8 @@ Run::
 Given several runs, the runs are ordered by ``model_info.json`` ``stage`` (then path) and shown as one
 curriculum: epochs are concatenated, each stage's start is marked and labelled, and the last panel shows
 each locked val set's final HOTA (``metrics.json``, TrackEval HOTA on a 0-100 scale) stage after stage,
-with drops beyond the run-to-run noise (``--tolerance``, default 1.0 HOTA) written in red, so forgetting
-is visible at a glance.
+with drops beyond the run-to-run noise (``--tolerance``, default 1.0 HOTA) ringed and labelled in red and
+listed as FORGETTING in that panel's legend, so forgetting is visible at a glance.
 
 Inputs: ``training_history.json``, ``model_info.json`` and ``metrics.json`` of each run directory, as
 docs/CONTRACTS.md defines them. Rendering uses matplotlib's Agg canvas through a bare ``Figure`` (no display,
@@ -30,12 +30,13 @@ from typing import Any
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
+
+from train.regression import DEFAULT_TOLERANCE, is_forgetting
 
 #: Per-val-set metrics drawn per epoch, with their line styles (colour encodes the val set).
 VAL_METRIC_STYLES = {"HOTA": "-", "IDF1": "--", "MOTA": ":"}
-#: HOTA drop (points) between consecutive stages beyond which the curriculum panel flags forgetting.
-DEFAULT_TOLERANCE = 1.0
 FIGSIZE_IN = (16.0, 9.0)
 DPI = 100
 
@@ -236,10 +237,42 @@ def plot_val_metrics(ax: Axes, runs: Sequence[RunCurves]) -> None:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
+#: Vertical gap between stacked value labels in the final-HOTA panel, as a fraction of the y range
+#: (about one 8 pt text line on the 16x9 in figure's lower-right panel).
+LABEL_GAP_FRACTION = 0.065
+
+
+def _stack_labels(values: Sequence[float], gap: float) -> list[float]:
+    """Label heights for points at ``values`` (one stage): each label at least ``gap`` from the next.
+
+    Labels keep the points' order; a group pushed apart is re-centred on the points' middle so that no
+    label drifts far from its point. Returns one height per value, in the input order.
+    """
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    placed: list[float] = []
+    for i in order:
+        placed.append(values[i] if not placed else max(values[i], placed[-1] + gap))
+    if placed:
+        shift = ((placed[0] + placed[-1]) - (values[order[0]] + values[order[-1]])) / 2
+        placed = [p - shift for p in placed]
+    out = [0.0] * len(values)
+    for i, p in zip(order, placed, strict=True):
+        out[i] = p
+    return out
+
+
 def plot_final_by_stage(ax: Axes, runs: Sequence[RunCurves], *, tolerance: float = DEFAULT_TOLERANCE) -> None:
-    """Each locked val set's final HOTA (metrics.json) per run/stage; drops > ``tolerance`` in red."""
+    """Each locked val set's final HOTA (metrics.json) per run/stage; drops > ``tolerance`` in red.
+
+    Value labels sit right of their points, stacked so that close values never overlap (a thin leader
+    line joins a moved label to its point). A drop beyond ``tolerance`` against the set's previous stage
+    gets a red ring on the point, a red label ``<HOTA> (-<drop>)`` and a legend entry
+    ``FORGETTING: <set> -<drop> HOTA at <stage>``.
+    """
     sets = sorted({s for run in runs for s in run.final})
     xs = list(range(1, len(runs) + 1))
+    labels: dict[int, list[tuple[float, str, Any, bool]]] = {}  # stage index -> (HOTA, text, colour, red)
+    forgetting: list[str] = []
     for i, vset in enumerate(sets):
         ys = [_num(((run.final.get(vset) or {}).get("combined") or {}).get("HOTA")) for run in runs]
         colour = colormaps["tab10"](i % 10)
@@ -249,24 +282,44 @@ def plot_final_by_stage(ax: Axes, runs: Sequence[RunCurves], *, tolerance: float
                 continue
             prev = next((ys[j] for j in range(k - 1, -1, -1) if not math.isnan(ys[j])), math.nan)
             drop = prev - ys[k] if not math.isnan(prev) else 0.0
-            text, col = (f"{ys[k]:.1f}\n-{drop:.1f} FORGETTING", "red") if drop > tolerance else \
-                (f"{ys[k]:.1f}", colour)
-            ax.annotate(text, (xs[k], ys[k]), textcoords="offset points", xytext=(0, 7), fontsize=8,
-                        ha="right" if k == len(ys) - 1 and len(ys) > 1 else "center", color=col,
-                        fontweight="bold" if col == "red" else "normal")
+            red = is_forgetting(-drop, tolerance)  # the regression gate's own test (float slack included)
+            if red:
+                ax.plot([xs[k]], [ys[k]], "o", markersize=13, markerfacecolor="none", markeredgecolor="red",
+                        markeredgewidth=2, zorder=4)
+                forgetting.append(f"FORGETTING: {vset} -{drop:.1f} HOTA at {runs[k].label}")
+            text = f"{ys[k]:.1f} (-{drop:.1f})" if red else f"{ys[k]:.1f}"
+            labels.setdefault(k, []).append((ys[k], text, "red" if red else colour, red))
     ax.set_xticks(xs, [run.label for run in runs])
-    ax.set_xlim(0.6, len(runs) + 0.4)
+    ax.set_xlim(0.6, len(runs) + 0.75)  # room right of the last stage for its labels
     what = "per stage" if len(runs) > 1 else "of this run"
     ax.set_title(f"Locked val sets: final HOTA {what}\n(red = drop > {tolerance:g} HOTA: forgetting)",
                  fontsize=11)
     ax.set_xlabel("stage (best checkpoint, metrics.json)")
     ax.set_ylabel("HOTA (0-100)")
     ax.grid(True, alpha=0.3)
-    if sets:
-        _score_limits(ax, [y for line in ax.lines for y in line.get_ydata()], top_pad=0.25)
-        ax.legend(fontsize=8, loc="lower left")
-    else:
+    if not sets:
         ax.text(0.5, 0.5, "no metrics.json in these runs", transform=ax.transAxes, ha="center", color="0.5")
+        return
+    _score_limits(ax, [y for line in ax.lines for y in line.get_ydata()], top_pad=0.25)
+    low, high = ax.get_ylim()
+    for k, items in labels.items():
+        heights = _stack_labels([v for v, *_ in items], LABEL_GAP_FRACTION * (high - low))
+        for (value, text, col, red), y in zip(items, heights, strict=True):
+            ax.annotate(text, (xs[k], value), xytext=(xs[k] + 0.12, y), textcoords="data", fontsize=8,
+                        ha="left", va="center", color=col, fontweight="bold" if red else "normal",
+                        bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none",
+                              "alpha": 0.8},
+                        arrowprops={"arrowstyle": "-", "color": col, "linewidth": 0.6, "shrinkA": 0,
+                                    "shrinkB": 4}, zorder=5)
+    handles, names = ax.get_legend_handles_labels()
+    for note in forgetting:  # the forgetting notes live in the legend, away from the crowded points
+        handles.append(Line2D([], [], marker="o", linestyle="none", markersize=9, markerfacecolor="none",
+                              markeredgecolor="red", markeredgewidth=2))
+        names.append(note)
+    legend = ax.legend(handles, names, fontsize=8, loc="lower left")
+    for text in legend.get_texts()[len(sets):]:
+        text.set_color("red")
+        text.set_fontweight("bold")
 
 
 def _score_limits(ax: Axes, values: Sequence[float], *, top_pad: float = 0.1) -> None:

@@ -203,9 +203,15 @@ def _tracker_class_mask(seq: SequenceData, cls: int, single_class: bool) -> np.n
     return mask
 
 
-def _check_unique_ids(table: MotTable, rows: list[np.ndarray], what: str) -> None:
-    """Raise EvaluationError naming the file and frame where an id appears twice (TrackEval's check)."""
+def _check_unique_ids(table: MotTable, rows: list[np.ndarray], what: str, scored: np.ndarray | None = None) -> None:
+    """Raise EvaluationError naming the file and frame where an id appears twice (TrackEval's check).
+
+    ``scored`` (N,) bool restricts the check to those rows: ignore regions may share an id (VisDrone's ignored
+    regions all carry id 0; TrackEval's BDD100K checks only the boxes it scores).
+    """
     for t, idx in enumerate(rows):
+        if scored is not None:
+            idx = idx[scored[idx]]
         ids = table.ids[idx]
         if len(ids) != len(np.unique(ids)):
             dup = sorted({int(i) for i in ids if (ids == i).sum() > 1})
@@ -286,13 +292,18 @@ def summarise(res: dict) -> dict:
     return out
 
 
-def _validate_sequence(seq: SequenceData) -> _Frames:
-    """Per-frame row indices, checking frame ranges and unique ids (errors name the file)."""
+def _validate_sequence(seq: SequenceData, rules: EvalRules) -> _Frames:
+    """Per-frame row indices, checking frame ranges and unique ids (errors name the file).
+
+    Ground-truth ids must be unique per frame among the boxes that can be scored (conf != 0, class not a
+    distractor / ignore region); tracker ids among all rows.
+    """
     try:
         frames = _Frames(seq.gt.by_frame(seq.num_frames), seq.tracker.by_frame(seq.num_frames))
     except MotFormatError as exc:
         raise EvaluationError(str(exc)) from None
-    _check_unique_ids(seq.gt, frames.gt, "ground-truth")
+    scored = (seq.gt.conf != 0) & ~np.isin(seq.gt.classes, rules.distractor_classes)
+    _check_unique_ids(seq.gt, frames.gt, "ground-truth", scored)
     _check_unique_ids(seq.tracker, frames.tracker, "tracker")
     return frames
 
@@ -316,7 +327,7 @@ def evaluate_sequences(sequences: list[SequenceData], class_ids: dict[str, int],
     single = len(class_ids) == 1
     raw: dict[str, dict[str, dict]] = {name: {} for name in class_ids}  # class -> seq -> metric -> res
     for seq in sequences:
-        frames = _validate_sequence(seq)
+        frames = _validate_sequence(seq, rules)
         for name, cls in class_ids.items():
             data = preprocess(seq, cls, rules, single_class=single, frames=frames)
             raw[name][seq.name] = {m: obj.eval_sequence(data) for m, obj in metrics.items()}
@@ -493,9 +504,18 @@ def evaluate_build(build_dir: Path | str, split: str, results_dir: Path | str, *
 
     Returns:
         ``{"val_sets": {set: {"combined", "per_class", "per_sequence"}}}``.
+
+    Raises:
+        EvaluationError: the results folder does not exist, result files are missing (all named), a
+            requested val set is unknown, or a result file is inconsistent (duplicate ids, frames
+            outside the sequence).
+        MotFormatError: a malformed row (file:line). FileNotFoundError: the build has no manifest.
     """
     classes = read_build_classes(build_dir)
     groups = build_val_sets(build_dir, split, val_sets)
+    if not Path(results_dir).is_dir():
+        raise EvaluationError(f"{results_dir}: results folder not found (expected <seq>.txt files or "
+                              "<val set>/tracker/<seq>.txt)")
     dirs = {vs: results_dir_for(results_dir, vs) for vs in groups}
     missing = [str(dirs[vs] / f"{n}.txt") for vs, names in groups.items() for n in names
                if not (dirs[vs] / f"{n}.txt").is_file()]

@@ -5,8 +5,9 @@ Deep Association Metric", ICIP 2017; Zhang et al., "ByteTrack", ECCV 2022): the 
 ``(cx, cy, a, h, vcx, vcy, va, vh)`` with box centre ``cx, cy`` (pixels), aspect ratio ``a = w / h``
 and height ``h`` (pixels), plus their velocities per frame. Motion is constant velocity with unit time
 step; the measurement is ``(cx, cy, a, h)``. Process and measurement noise standard deviations scale
-with the box height (1/20 of the height for positions, 1/160 for velocities, 1e-2 / 1e-5 for the aspect
-ratio), the values those trackers use. This is an independent implementation of that published model.
+with the box height (1/20 of the height for positions, 1/160 for velocities; the aspect ratio has fixed
+standard deviations: 1e-2 process / 1e-5 velocity noise and 1e-1 measurement noise), the values those
+trackers use (DeepSORT / ByteTrack ``kalman_filter.py``: ``predict`` and ``project``). This is an independent implementation of that published model.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import numpy as np
 STD_WEIGHT_POSITION = 1.0 / 20
 #: Standard deviation of velocity noise as a fraction of the box height (same source).
 STD_WEIGHT_VELOCITY = 1.0 / 160
-#: Noise on the aspect ratio measurement / its velocity (same source).
+#: Process noise on the aspect ratio / its velocity, also the initial aspect uncertainty (same source).
 STD_ASPECT = 1e-2
 STD_ASPECT_VELOCITY = 1e-5
+#: Measurement noise on the aspect ratio (DeepSORT/ByteTrack ``project``: 1e-1, ten times the process noise).
+STD_ASPECT_MEASUREMENT = 1e-1
 
 _NDIM = 4
 
@@ -85,10 +88,14 @@ class KalmanFilterXYAH:
 
     def update(self, mean: np.ndarray, cov: np.ndarray,
                measurement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Correct ``mean (N, 8), cov (N, 8, 8)`` with ``measurement (N, 4)``; returns the posterior."""
+        """Correct ``mean (N, 8), cov (N, 8, 8)`` with ``measurement (N, 4)``; returns the posterior.
+
+        Measurement noise R = diag(h/20, h/20, 1e-1, h/20)^2 with h the predicted height (DeepSORT ``project``).
+        """
         if len(mean) == 0:
             return mean.copy(), cov.copy()
         std = self._std(mean[:, 3], STD_WEIGHT_POSITION, None)
+        std[:, 2] = STD_ASPECT_MEASUREMENT
         r = np.zeros((len(mean), _NDIM, _NDIM))
         idx = np.arange(_NDIM)
         r[:, idx, idx] = std**2

@@ -13,7 +13,8 @@ Formats (MOTChallenge, as used by MOT16/17/20, DanceTrack and the project's buil
 
 Reading is tolerant of what real files contain (6 to 10 columns, blank lines, trailing commas, CRLF,
 whitespace-separated rows) and strict about values: a non-numeric field, a non-finite number, a
-non-integer or < 1 frame number raises :class:`MotFormatError` naming ``file:line``.
+non-integer or < 1 frame number, a non-integer id or class raises :class:`MotFormatError` naming
+``file:line``.
 """
 
 from __future__ import annotations
@@ -251,12 +252,21 @@ def _parse_line(line: str, path: Path, lineno: int) -> list[float] | None:
     return values
 
 
-def _check_values(m: np.ndarray, path: Path, line_numbers: np.ndarray) -> None:
-    """Reject non-finite values, non-integer or < 1 frame numbers and non-integer ids (file:line)."""
+def _check_values(m: np.ndarray, path: Path, line_numbers: np.ndarray, widths: np.ndarray) -> None:
+    """Reject non-finite values, non-integer or < 1 frame numbers, non-integer ids, and a conf / class
+    column that a row writes but that is not finite (conf) or not an integer (class) (file:line).
+
+    ``widths`` (N,) is the number of fields each row wrote; columns beyond it are NaN padding.
+    """
+    cols = m.shape[1]
+    conf = m[:, 6] if cols > 6 else np.ones(len(m))
+    cls = m[:, 7] if cols > 7 else np.ones(len(m))
     checks = (
         (~np.isfinite(m[:, :6]).all(axis=1), "non-finite value (NaN or inf) in frame,id,x,y,w,h"),
         ((m[:, 0] < 1) | (m[:, 0] != np.round(m[:, 0])), "frame must be an integer >= 1"),
         (m[:, 1] != np.round(m[:, 1]), "track id must be an integer"),
+        ((widths > 6) & ~np.isfinite(conf), "conf / score (column 7) must be a finite number"),
+        ((widths > 7) & ~(np.isfinite(cls) & (cls == np.round(cls))), "class (column 8) must be an integer"),
     )
     for bad, what in checks:
         if bad.any():
@@ -265,8 +275,8 @@ def _check_values(m: np.ndarray, path: Path, line_numbers: np.ndarray) -> None:
                                  f"{','.join(f'{v:g}' for v in m[i])}")
 
 
-def _read_matrix_careful(path: Path, text: str) -> tuple[np.ndarray, np.ndarray]:
-    """Line-by-line parse of ``text``: returns (N, MAX_COLUMNS) rows padded with NaN, and line numbers."""
+def _read_matrix_careful(path: Path, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Line-by-line parse of ``text``: (N, widest row) rows padded with NaN, line numbers, fields per row."""
     rows: list[list[float]] = []
     lines: list[int] = []
     width = 0
@@ -280,7 +290,7 @@ def _read_matrix_careful(path: Path, text: str) -> tuple[np.ndarray, np.ndarray]
     m = np.full((len(rows), max(width, MIN_COLUMNS)), np.nan)
     for i, values in enumerate(rows):
         m[i, :len(values)] = values
-    return m, np.asarray(lines, dtype=np.int64)
+    return m, np.asarray(lines, dtype=np.int64), np.asarray([len(v) for v in rows], dtype=np.int64)
 
 
 def read_mot_file(path: Path | str) -> MotTable:
@@ -292,13 +302,18 @@ def read_mot_file(path: Path | str) -> MotTable:
 
     Raises:
         FileNotFoundError: the file does not exist (message names it).
-        MotFormatError: a row with fewer than 6 or more than 10 fields, a non-numeric or non-finite value,
-            a frame number that is not an integer >= 1, or a non-integer id; the message names file:line.
+        MotFormatError: a row with fewer than 6 or more than 10 fields, a non-numeric or non-finite value
+            in frame,id,x,y,w,h or conf, a frame number that is not an integer >= 1, a non-integer id or
+            class, or a file that is not UTF-8 text; the message names file:line (or the file).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: MOT text file not found")
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MotFormatError(f"{path}: not a text file (byte {exc.start} is not UTF-8); expected MOT rows "
+                             "frame,id,x,y,w,h[,conf,class,visibility,...]") from None
     if not text.strip():
         return MotTable.empty(path)
     try:
@@ -309,11 +324,12 @@ def read_mot_file(path: Path | str) -> MotTable:
         lines = np.asarray([i for i, ln in enumerate(text.splitlines(), start=1) if ln.strip()], np.int64)
         if len(lines) != len(m):
             raise ValueError("line count")
+        widths = np.full(len(m), m.shape[1], np.int64)
     except ValueError:
-        m, lines = _read_matrix_careful(path, text)
+        m, lines, widths = _read_matrix_careful(path, text)
     if m.shape[0] == 0:
         return MotTable.empty(path)
-    _check_values(m, path, lines)
+    _check_values(m, path, lines, widths)
     table = MotTable.from_matrix(m, path)
     # Padding NaN in optional columns (rows narrower than the widest) -> documented defaults.
     table.conf[np.isnan(table.conf)] = 1.0

@@ -18,6 +18,14 @@ GATE_METRICS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA")
 FORGETTING_METRIC = "HOTA"
 #: Default tolerance in HOTA points (see the module docstring for its source).
 DEFAULT_TOLERANCE = 1.0
+#: Float slack when comparing a drop with the tolerance: 16.1 -> 15.1 is a 1.0-point drop (not forgetting at
+#: tolerance 1.0) although 15.1 - 16.1 = -1.0000000000000018 in binary floating point.
+_FLOAT_SLACK = 1e-9
+
+
+def is_forgetting(delta: float | None, tolerance: float) -> bool:
+    """Whether a HOTA change ``delta = after - before`` (points) is a drop beyond ``tolerance`` points."""
+    return delta is not None and delta < -tolerance - _FLOAT_SLACK
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,7 @@ class Regression:
             return "new" if row.before is None and not self.baseline else ""
         if (row.val_set, row.cls, row.delta) in self.forgetting:
             return "FORGETTING"
-        return "ok" if row.delta >= -self.tolerance else "drop"
+        return "drop" if is_forgetting(row.delta, self.tolerance) else "ok"
 
     def render_markdown(self) -> str:
         """Markdown: a loud FORGETTING block (if any), then a before / after / delta table."""
@@ -132,6 +140,26 @@ def _value(metrics: dict | None, key: str) -> float | None:
     return float(metrics[key])
 
 
+def _val_sets(metrics: object, which: str) -> dict[str, dict]:
+    """``metrics["val_sets"]`` checked to be ``{set: {"combined": {...}, "per_class": {name: {...}}}}``.
+
+    Raises:
+        ValueError: naming ``which`` (previous / current) and the key that does not have that shape.
+    """
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("val_sets"), dict):
+        raise ValueError(f"{which} metrics: expected a JSON object with a 'val_sets' mapping (metrics.json format)")
+    for vs, entry in metrics["val_sets"].items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"{which} metrics: val_sets.{vs} must be an object with 'combined' / 'per_class'")
+        for key in ("combined", "per_class"):
+            if key in entry and not isinstance(entry[key], dict):
+                raise ValueError(f"{which} metrics: val_sets.{vs}.{key} must be an object")
+        for cls, values in entry.get("per_class", {}).items():
+            if not isinstance(values, dict):
+                raise ValueError(f"{which} metrics: val_sets.{vs}.per_class.{cls} must be an object of metrics")
+    return metrics["val_sets"]
+
+
 def compare(previous: dict | None, current: dict, *, tolerance: float = DEFAULT_TOLERANCE) -> Regression:
     """Compare two metrics.json dicts (``{"val_sets": {set: {"combined", "per_class"}}}``).
 
@@ -145,14 +173,13 @@ def compare(previous: dict | None, current: dict, *, tolerance: float = DEFAULT_
         and ``combined``, and the metrics :data:`GATE_METRICS`.
 
     Raises:
-        ValueError: negative tolerance, or ``current`` without a ``val_sets`` dict.
+        ValueError: negative tolerance, or ``previous`` / ``current`` not in the metrics.json shape (the
+            message names which one and the key).
     """
     if tolerance < 0:
         raise ValueError(f"regression tolerance must be >= 0, got {tolerance}")
-    if not isinstance(current.get("val_sets"), dict):
-        raise ValueError("current metrics: expected a dict with a 'val_sets' mapping (metrics.json format)")
-    before_sets = (previous or {}).get("val_sets", {}) or {}
-    after_sets = current["val_sets"]
+    after_sets = _val_sets(current, "current")
+    before_sets = _val_sets(previous, "previous") if previous is not None else {}
     reg = Regression(rows=[], tolerance=tolerance, baseline=previous is None,
                      missing=sorted(set(before_sets) - set(after_sets)))
     for vs in list(after_sets) + [v for v in before_sets if v not in after_sets]:
@@ -165,7 +192,7 @@ def compare(previous: dict | None, current: dict, *, tolerance: float = DEFAULT_
         for cls in per_class:
             row = Row(vs, cls, FORGETTING_METRIC, _value(before.get(cls), FORGETTING_METRIC),
                       _value(after.get(cls), FORGETTING_METRIC))
-            if row.delta is not None and row.delta < -tolerance:
+            if is_forgetting(row.delta, tolerance):
                 reg.forgetting.append((vs, cls, row.delta))
     return reg
 
@@ -189,15 +216,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fail", action="store_true", help="exit 1 when FORGETTING is found")
     p.add_argument("--markdown", type=Path, help="also write the markdown table here")
     args = p.parse_args(argv)
+
+    def load(path: str) -> dict:
+        try:
+            return json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+
     try:
-        prev = None if args.previous == "-" else json.loads(Path(args.previous).read_text(encoding="utf-8"))
-        reg = compare(prev, json.loads(Path(args.current).read_text(encoding="utf-8")), tolerance=args.tolerance)
+        prev = None if args.previous == "-" else load(args.previous)
+        current = load(args.current)
+        try:
+            reg = compare(prev, current, tolerance=args.tolerance)
+        except ValueError as exc:  # name the files: "previous metrics" / "current metrics" -> the path
+            raise ValueError(str(exc).replace("previous metrics", f"{args.previous}")
+                             .replace("current metrics", f"{args.current}")) from None
+        Console(width=160).print(reg.render_rich())
+        if args.markdown:
+            args.markdown.parent.mkdir(parents=True, exist_ok=True)
+            args.markdown.write_text(reg.render_markdown(), encoding="utf-8")
     except (OSError, ValueError) as exc:
         print(f"error: {exc}")
         return 2
-    Console(width=160).print(reg.render_rich())
-    if args.markdown:
-        args.markdown.write_text(reg.render_markdown(), encoding="utf-8")
     return 1 if args.fail and reg.forgetting else 0
 
 

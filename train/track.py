@@ -252,8 +252,11 @@ def _tracker_overrides(pairs: list[str]) -> dict:
         if not sep:
             raise ValueError(f"--tracker {pair!r}: expected KEY=VALUE")
         low = value.lower()
-        out[key] = low == "true" if low in ("true", "false") else (int(value) if value.lstrip("-").isdigit()
-                                                                     else float(value))
+        try:
+            out[key] = low == "true" if low in ("true", "false") else (int(value) if value.lstrip("-").isdigit()
+                                                                         else float(value))
+        except ValueError:
+            raise ValueError(f"--tracker {pair!r}: {key} needs a number or true/false, got {value!r}") from None
     return out
 
 
@@ -269,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         files = track_split(detect, split_dir, args.out, tracker_params=_tracker_overrides(args.tracker),
                             seqs=args.seqs, progress=True, batch_size=args.batch_size, max_frames=args.max_frames)
-    except (FileNotFoundError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError) as exc:  # OSError: missing / unreadable files
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {len(files)} result files to {args.out} in {time.perf_counter() - start:.1f} s "

@@ -12,7 +12,7 @@ Run::
         --ignore-classes 0 2 7 8 12 --out mot17-02.mp4            # a raw MOT17 split, its distractors ignored
 
 Per frame, positive ground-truth boxes are matched to predicted boxes by the Hungarian algorithm on IoU
-(a pair needs IoU >= 0.5 and, when both carry a class id >= 1, the same class), keeping last frame's
+(a pair needs IoU >= 0.5 and, when both carry a class id >= 1, the same class), keeping the previous frame's
 pairs when they still qualify, as CLEAR MOT (Bernardin & Stiefelhagen 2008) and TrackEval do. Then:
 
 - green: a GT matched to the same predicted id as at its previous match (stable id);
@@ -127,22 +127,29 @@ def _hungarian(score: np.ndarray, valid: np.ndarray) -> list[tuple[int, int]]:
 
 
 def match_frame(gt: FrameBoxes, pred: FrameBoxes, ignore_boxes: np.ndarray, last_match: dict[int, int],
-                *, iou_threshold: float = IOU_THRESHOLD) -> tuple[FrameMatch, dict[int, int]]:
+                *, iou_threshold: float = IOU_THRESHOLD,
+                previous_frame: dict[int, int] | None = None) -> tuple[FrameMatch, dict[int, int]]:
     """Match one frame's predictions to its positive GT and ignore regions.
 
     Args:
         gt: positive ground truth of the frame.
         pred: predictions of the frame.
         ignore_boxes: (K, 4) xyxy pixels, the frame's ignore regions.
-        last_match: GT id -> predicted id at that GT's most recent match (earlier frames).
+        last_match: GT id -> predicted id at that GT's most recent match (earlier frames); an ID switch is
+            a match to another predicted id.
         iou_threshold: minimum IoU of a pair.
+        previous_frame: GT id -> predicted id of the pairs matched in the immediately previous frame; only
+            those pairs are kept in preference to better-overlapping ones (TrackEval's CLEAR, which resets
+            this map every frame). None = ``last_match`` (the two agree when every GT was matched last frame).
 
     Returns:
         (the frame's ``FrameMatch``, the updated GT id -> predicted id map; ``last_match`` is not changed).
+        The pairs of this frame, for the next call's ``previous_frame``, are ``FrameMatch.matched``.
     """
     iou = box_iou(gt.boxes, pred.boxes)
     valid = (iou >= iou_threshold) & _class_ok(gt.classes, pred.classes)
-    kept = np.array([[last_match.get(int(g)) == int(p) for p in pred.ids] for g in gt.ids], bool)
+    keep_from = last_match if previous_frame is None else previous_frame
+    kept = np.array([[keep_from.get(int(g)) == int(p) for p in pred.ids] for g in gt.ids], bool)
     pairs = _hungarian(iou + _CONTINUE_BONUS * kept.reshape(iou.shape), valid)
     result, updated = FrameMatch(matched=pairs), dict(last_match)
     for g, p in pairs:
@@ -339,12 +346,14 @@ def iter_rendered(data: SequenceData, *, iou_threshold: float = IOU_THRESHOLD, m
                   max_frames: int | None = None) -> Iterator[tuple[np.ndarray, FrameMatch]]:
     """Yield (rendered frame BGR uint8, its ``FrameMatch``) for frames 1..length (or ``max_frames``)."""
     last: dict[int, int] = {}
+    previous: dict[int, int] = {}  # pairs of the previous frame only (CLEAR MOT's continuation rule)
     length = data.info.length if max_frames is None else min(max_frames, data.info.length)
     for t in range(length):
         gt = FrameBoxes.from_table(data.gt, data.gt_rows[t])
         pred = FrameBoxes.from_table(data.pred, data.pred_rows[t])
         ignore = xywh_to_xyxy(data.ignore.boxes[data.ignore_rows[t]]).astype(np.float64)
-        match, last = match_frame(gt, pred, ignore, last, iou_threshold=iou_threshold)
+        match, last = match_frame(gt, pred, ignore, last, iou_threshold=iou_threshold, previous_frame=previous)
+        previous = {int(gt.ids[g]): int(pred.ids[p]) for g, p in match.matched}
         image = render_frame(_read_image(data, t + 1), gt, pred, ignore, match, frame=t + 1,
                              num_frames=data.info.length, min_height=min_height)
         yield image, match
