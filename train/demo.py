@@ -32,6 +32,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from train.regression import is_forgetting
+
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
 SYNTH_SOURCES = ("bdd100k", "dancetrack", "visdrone", "mot17")
@@ -135,7 +137,7 @@ def per_stage_table(rows: dict[str, dict], *, tolerance: float = TOLERANCE) -> T
                 cell = f"{value:.1f}"
                 if metric == "HOTA" and previous is not None and vs in previous["val_sets"]:
                     before = float(previous["val_sets"][vs]["combined"]["HOTA"])
-                    if value < before - tolerance:
+                    if is_forgetting(value - before, tolerance):
                         cell = f"[bold red]{value:.1f} FORGETTING ({value - before:+.1f})[/]"
                 cells.append(cell)
         table.add_row(name, *cells)
