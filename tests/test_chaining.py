@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -11,10 +12,13 @@ from train_helpers import compose_stage, relabel_build, state_of
 
 from train.chaining import (
     ChainingError,
+    InitReport,
     class_index_layout,
     load_init_weights,
+    parent_stage_command,
     remap_head,
     resolve_init,
+    resumed_init,
     sha256_file,
     update_latest,
 )
@@ -122,3 +126,56 @@ def test_stage_1_to_2_to_3_chain_with_a_class_list_change(tiny_builds, tmp_path)
     b = "roi_heads.box_predictor.bbox_pred.weight"
     assert torch.equal(child[b][4 * 1: 4 * 2], parent[b][4 * 2: 4 * 3])  # vehicle: new row 1 <- old row 2
     assert torch.equal(child["backbone.body.stem.0.0.weight"], parent["backbone.body.stem.0.0.weight"])
+
+
+def test_missing_parent_error_names_the_command_with_the_runs_experiment_and_paths(tmp_path):
+    overrides = ["stage=stage2_refine", "experiment=demo", "+experiment/remedy=cosine", "optim.lr=5e-5",
+                 f"paths.runs_root={tmp_path}"]
+    command = parent_stage_command(1, overrides)
+    assert command == f"python -m train stage=1 experiment=demo paths.runs_root={tmp_path}"
+    assert parent_stage_command(1, ["optim.lr=5e-5"]) == "make train STAGE=1"
+    with pytest.raises(ChainingError, match=re.escape(f"run `{command}` first")):
+        resolve_init("auto", stage=2, runs_root=tmp_path, parent_command=command)
+
+
+def test_a_parent_of_another_arch_with_another_class_list_is_a_clear_error(tmp_path):
+    path = tmp_path / "best_model.pth"
+    torch.save({"state_dict": _tiny("fasterrcnn", OLD).state_dict(), "classes": OLD}, path)
+    with pytest.raises(ChainingError, match=r"best_model.pth: weights do not fit"):  # was a bare KeyError
+        load_init_weights(_tiny("fcos", NEW), path, NEW)
+
+
+def test_a_lightning_checkpoint_of_a_stage_run_is_a_valid_init_from(tmp_path):
+    parent = _tiny("fasterrcnn", OLD)
+    path = tmp_path / "best.ckpt"  # what DetectionModule saves: "model."-prefixed tensors + classes
+    torch.save({"pytorch-lightning_version": "2", "classes": OLD,
+                "state_dict": {f"model.{k}": v for k, v in parent.state_dict().items()}}, path)
+    child = _tiny("fasterrcnn", NEW)
+    report = load_init_weights(child, path, NEW)
+    assert report.new == ["bicycle"]
+    w = "roi_heads.box_predictor.cls_score.weight"
+    assert torch.equal(child.state_dict()[w][1], parent.state_dict()[w][2])  # vehicle kept by name
+
+
+def test_resumed_init_reads_the_parent_from_the_checkpoint_or_model_info(tmp_path):
+    parent = InitReport("/runs/stage1/x/best_model.pth", "ab" * 32, kept=["person"], new=["bicycle"])
+    torch.save({"parent": parent.as_parent()}, tmp_path / "last.ckpt")
+    assert resumed_init(tmp_path / "last.ckpt", tmp_path) == parent
+    torch.save({"epoch": 0}, tmp_path / "old.ckpt")  # a checkpoint without "parent"
+    assert resumed_init(tmp_path / "old.ckpt", tmp_path) is None
+    (tmp_path / "model_info.json").write_text(json.dumps({"parent": parent.as_parent()}))
+    assert resumed_init(tmp_path / "old.ckpt", tmp_path) == parent
+
+
+def test_parent_metrics_are_found_beside_best_model_or_above_checkpoints(tmp_path):
+    from types import SimpleNamespace
+
+    from train.report import parent_metrics
+
+    run = tmp_path / "stage1" / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"stage": 1, "val_sets": {}}))
+    for weights in (run / "best_model.pth", run / "checkpoints" / "best.ckpt"):
+        assert parent_metrics(SimpleNamespace(init=InitReport(str(weights), "0" * 64)))["stage"] == 1
+    assert parent_metrics(SimpleNamespace(init=None)) is None
+    assert parent_metrics(SimpleNamespace(init=InitReport(str(tmp_path / "x.pth"), "0" * 64))) is None

@@ -143,3 +143,12 @@ def test_stage_numbers_and_upper_case_key_are_normalised():
     assert stage_name("stage2_refine") == "stage2_refine"
     with pytest.raises(ValueError, match="stage=7.*available stages"):
         stage_name("7")
+
+
+def test_pretrained_weights_matching_nothing_are_an_error_naming_the_file(tmp_path):
+    cfg = _compose("model=tiny", "data.eval_size=96", "data.max_size=128")
+    model = hydra.utils.instantiate(cfg.model, num_classes=2)
+    # e.g. saved from a DDP-wrapped model: every key has a "module." prefix, so nothing would load
+    torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, tmp_path / "ddp.pth")
+    with pytest.raises(ValueError, match=r"ddp.pth.*no tensor matches.*module\."):
+        load_pretrained(model, tmp_path / "ddp.pth")

@@ -53,3 +53,33 @@ def test_interrupted_then_resumed_run_matches_an_uninterrupted_one(tiny_builds, 
     assert [e["epoch"] for e in history] == [0, 1]
     assert history[1]["lr"]["rest"] == pytest.approx(0.1 * history[0]["lr"]["rest"])
     assert straight["best"]["epoch"] == resumed["best"]["epoch"]
+
+
+def test_a_resumed_run_keeps_its_parent_in_model_info_and_checkpoints(tiny_builds, tmp_path, restore_sigint):
+    """A stage started from a parent, interrupted and resumed, still names that parent (path and sha256):
+    before the fix model_info.json said ``parent: null`` and the regression gate had nothing to compare with.
+    Its wall_time_s covers both sessions."""
+    import hydra
+
+    from train.chaining import sha256_file
+
+    root, runs = tiny_builds[1].parent, tmp_path / "runs"
+    quick = ("trainer.max_epochs=1", "trainer.limit_train_batches=1", "data.num_workers=0")
+    cfg = compose_stage(1, root, runs, *quick)
+    parent = tmp_path / "parent" / "best_model.pth"
+    parent.parent.mkdir()
+    torch.save({"state_dict": hydra.utils.instantiate(cfg.model, num_classes=2).state_dict(),
+                "classes": ["person", "vehicle"], "config": {}, "stage": 0}, parent)
+    interrupt = "+callbacks.fault={_target_: train_helpers.raise_at_callback, what: KeyboardInterrupt, epoch: 0}"
+    with pytest.raises(SystemExit):
+        train(compose_stage(1, root, runs, *quick, f"init_from={parent}", interrupt))
+    run = runs / "stage1" / "run"
+    info = json.loads((run / "model_info.json").read_text())
+    assert info["wall_time_s"] > 0
+    info["wall_time_s"] = 1000.0  # scripted: a long first session
+    (run / "model_info.json").write_text(json.dumps(info))
+    train(compose_stage(1, root, runs, *quick, f"init_from={parent}", "resume=true", run_name="second"))
+    info = json.loads((run / "model_info.json").read_text())
+    assert info["parent"]["path"] == str(parent.resolve()) and info["parent"]["sha256"] == sha256_file(parent)
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["parent"]["path"] == str(parent.resolve())
+    assert info["wall_time_s"] > 1000.0  # both sessions counted

@@ -92,3 +92,31 @@ def test_every_reason_renders_a_first_line_and_a_recommendation():
     assert classify_exception(KeyboardInterrupt()) == "interrupted"
     assert classify_exception(RuntimeError("CUDA out of memory")) == "out_of_memory"
     assert classify_exception(NonFiniteLossError("x")) == "non_finite_loss"
+
+
+def test_a_run_that_dies_in_its_final_evaluation_records_why_and_is_not_latest(tiny_builds, tmp_path,
+                                                                              monkeypatch):
+    """Training finished but the end of the stage (here the final evaluation) raised: stopping_reason.txt
+    says so and names the log file the root logger writes (Hydra's train.log), ``latest`` stays unset."""
+    import logging
+
+    from train import report
+
+    def dying_evaluation(ctx):
+        raise torch.OutOfMemoryError("CUDA out of memory (scripted, in the final evaluation)")
+
+    monkeypatch.setattr(report, "_evaluate", dying_evaluation)
+    log_file = tmp_path / "hydra_dir" / "train.log"
+    log_file.parent.mkdir()
+    handler = logging.FileHandler(log_file)
+    logging.getLogger().addHandler(handler)
+    try:
+        with pytest.raises(torch.OutOfMemoryError):
+            train(compose_stage(1, tiny_builds[1].parent, tmp_path, *COMMON, "trainer.max_epochs=1"))
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    lines = _reason(tmp_path / "stage1" / "run")
+    assert lines[0] == "reason: out_of_memory" and "final evaluation" in lines[1]
+    assert f"log: {log_file}" in lines
+    assert not (tmp_path / "stage1" / "latest").exists()

@@ -161,6 +161,7 @@ def test_forgetting_against_the_parent_stage_is_flagged_and_can_fail_the_stage(b
     forgetting = [line for line in (run / "stopping_reason.txt").read_text().splitlines()
                   if line.startswith("FORGETTING")]
     assert forgetting and all(float(line.split("HOTA ")[1].split()[0]) < -1.0 for line in forgetting)
+    assert all(line.endswith("(tolerance 1.0)") for line in forgetting)
     assert "FORGETTING" in (run / "report.md").read_text()
     assert not (runs / "stage2" / "latest").exists()
 
@@ -169,3 +170,33 @@ def test_debug_one_batch_is_a_wiring_check_that_never_becomes_latest(build_root,
     result = train(compose_stage(1, build_root, tmp_path, "debug=one_batch", "init_from=null"))
     assert result["exit_code"] == 0 and (tmp_path / "stage1" / "run" / "best_model.pth").is_file()
     assert not (tmp_path / "stage1" / "latest").exists()
+
+
+def test_every_frame_of_a_clip_gets_the_same_augmentation(tiny_builds):
+    """Same scale (and flip, photometric change) for all frames of a clip, whatever the seed; clips with
+    different seeds get different scales (so the check can fail)."""
+    tf = make_transform("train", scales=(48, 64, 80, 96), max_size=1000, hflip_prob=0.5, photometric=True,
+                        mask_ignore=False)
+    clips = ClipDataset(tiny_builds[2], "train", clip_length=3, transform=tf)
+    sizes = set()
+    for key in [(0, seed) for seed in range(8)] + [0, 1]:
+        shapes = {tuple(image.shape) for image, _ in clips[key]}
+        assert len(shapes) == 1, (key, shapes)
+        sizes |= shapes
+    assert len(sizes) > 1
+
+
+def test_a_positive_with_an_unknown_category_is_a_clear_error(tmp_path):
+    """A label outside 1..K would index past the detector's head (a CUDA assert or silent garbage)."""
+    from train.datasets import BuildFormatError, load_split
+
+    (tmp_path / "annotations").mkdir()
+    coco = {"videos": [{"id": 1, "name": "bdd100k__a"}], "categories": [{"id": 1, "name": "person"}],
+            "images": [{"id": 1, "file_name": "x.jpg", "video_id": 1, "frame_id": 1, "width": 8, "height": 8}],
+            "annotations": [{"id": 7, "image_id": 1, "category_id": 3, "bbox": [0, 0, 2, 2], "iscrowd": 0}]}
+    (tmp_path / "annotations" / "train.json").write_text(json.dumps(coco))
+    with pytest.raises(BuildFormatError, match=r"train.json: annotation id 7: category_id 3 is not one of"):
+        load_split(tmp_path, "train")
+    coco["annotations"][0]["category_id"] = 1
+    (tmp_path / "annotations" / "train.json").write_text(json.dumps(coco))
+    assert load_split(tmp_path, "train")[0].labels.tolist() == [1]

@@ -3,8 +3,11 @@
 ``STAGE=N`` is accepted as well as ``stage=N`` (the Makefile's spelling), and a stage number selects the
 stage config whose name starts with ``stage<N>_`` (stage1_foundation, stage2_refine, stage3_aerial); comma
 lists work for multiruns (``-m stage=1,2``). Hydra itself rejects an integer as a config group choice,
-hence this rewrite before Hydra parses the command line. Exit status: 0 on success, 1 when ``regression.fail=true`` and the gate found forgetting
-(single runs only; a multirun goes on to its next job).
+hence this rewrite before Hydra parses the command line.
+
+Exit status: 0 on success; 1 when ``regression.fail=true`` and the gate found forgetting, or when there is
+no parent run / nothing to resume (the message names the command to run first, no traceback). In a
+multirun, forgetting does not stop the sweep and a chaining error is raised like any other error.
 """
 
 from __future__ import annotations
@@ -50,11 +53,22 @@ def normalise_argv(argv: list[str], stage_dir: Path = STAGE_DIR) -> list[str]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns the best monitored value (what the optuna sweeper optimises)."""
+    """Hydra entry point; returns the best monitored value (what the optuna sweeper optimises).
+
+    A :class:`train.chaining.ChainingError` (missing parent run, nothing to resume) ends a single run with
+    its message and exit status 1, without a traceback; in a multirun it is raised like any error.
+    """
+    from train.chaining import ChainingError
     from train.train import train
 
-    result = train(cfg)
-    if result["exit_code"] and HydraConfig.get().mode == RunMode.RUN:
+    single = HydraConfig.get().mode == RunMode.RUN
+    try:
+        result = train(cfg)
+    except ChainingError as e:
+        if single:
+            sys.exit(f"error: {e}")
+        raise
+    if result["exit_code"] and single:
         sys.exit(result["exit_code"])
     return result["best"].get("value")
 

@@ -19,6 +19,7 @@ Class-indexed layouts (K = number of foreground classes):
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 LATEST = "latest"
 BEST_MODEL = "best_model.pth"
+#: Prefix of the detector's tensors in a Lightning checkpoint (``DetectionModule.model``).
+LIGHTNING_PREFIX = "model."
 
 
 class ChainingError(RuntimeError):
@@ -53,6 +56,12 @@ class InitReport:
         return {"path": self.path, "sha256": self.sha256, "classes_kept": self.kept,
                 "classes_new": self.new, "classes_dropped": self.dropped}
 
+    @classmethod
+    def from_parent(cls, parent: dict) -> InitReport:
+        """Inverse of :meth:`as_parent` (a resumed run reads it back from its checkpoint)."""
+        return cls(parent["path"], parent["sha256"], list(parent.get("classes_kept", [])),
+                   list(parent.get("classes_new", [])), list(parent.get("classes_dropped", [])))
+
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes."""
@@ -68,12 +77,18 @@ def stage_dir(runs_root: str | Path, stage: int) -> Path:
     return Path(runs_root) / f"stage{stage}"
 
 
-def resolve_init(init_from: str | None, *, stage: int, runs_root: str | Path) -> Path | None:
+def resolve_init(init_from: str | None, *, stage: int, runs_root: str | Path,
+                 parent_command: str | None = None) -> Path | None:
     """Resolve ``init_from`` to a checkpoint path, or None for no initialisation.
 
+    Args:
+        parent_command: the command that trains the parent stage, named in the missing-parent error
+            (default ``make train STAGE=<N-1>``; the entry point passes one carrying the run's own
+            ``experiment`` / ``paths`` overrides, see :func:`parent_stage_command`).
+
     Raises:
-        ChainingError: ``auto`` for stage 1 (no parent stage), a missing parent run (names
-            ``make train STAGE=<N-1>``), or a missing explicit path.
+        ChainingError: ``auto`` for stage 1 (no parent stage), a missing parent run (names the command to
+            run first), or a missing explicit path.
     """
     if init_from in (None, "", "null", "none"):
         return None
@@ -84,13 +99,30 @@ def resolve_init(init_from: str | None, *, stage: int, runs_root: str | Path) ->
         parent = stage_dir(runs_root, stage - 1) / LATEST / BEST_MODEL
         if not parent.is_file():
             raise ChainingError(f"stage {stage} starts from stage {stage - 1}'s best weights, but {parent} "
-                                f"does not exist: run `make train STAGE={stage - 1}` first "
+                                f"does not exist: run `{parent_command or f'make train STAGE={stage - 1}'}` first "
                                 f"(or set init_from=<path> / init_from=null)")
         return parent.resolve()
     path = Path(init_from)
     if not path.is_file():
         raise ChainingError(f"init_from={init_from!r}: file not found")
     return path.resolve()
+
+
+#: Overrides that decide where the parent stage's runs live (``experiment`` sets ``paths.runs_root``, e.g.
+#: runs/demo): carried into the command named by the missing-parent error; everything else (LRs, epochs,
+#: plateau remedies...) is this stage's own business.
+PARENT_OVERRIDE_KEYS = ("experiment",)
+PARENT_OVERRIDE_PREFIXES = ("paths.",)
+
+
+def parent_stage_command(stage: int, overrides: list[str]) -> str:
+    """``python -m train stage=<stage> <overrides naming the experiment or paths>``: the command that makes
+    ``<runs_root>/stage<stage>/latest`` for a run started with Hydra ``overrides`` (e.g. ``experiment=demo``
+    keeps ``runs/demo``); ``make train STAGE=<stage>`` when there are none."""
+    keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides]
+    keep = [o for o, k in zip(overrides, keys, strict=True)
+            if k in PARENT_OVERRIDE_KEYS or k.startswith(PARENT_OVERRIDE_PREFIXES)]
+    return f"python -m train stage={stage} {' '.join(keep)}" if keep else f"make train STAGE={stage}"
 
 
 def class_index_layout(model: nn.Module) -> dict[str, tuple[int, int, int]]:
@@ -147,7 +179,8 @@ def remap_head(state: dict[str, torch.Tensor], model: nn.Module, old: list[str],
 def load_init_weights(model: nn.Module, path: str | Path, classes: list[str]) -> InitReport:
     """Load a parent ``best_model.pth`` into ``model`` (built for ``classes``), remapping the head by name.
 
-    A plain state dict without ``classes`` is assumed to have the same class list.
+    Also accepts a plain state dict (assumed to have the same class list) and a Lightning ``.ckpt`` of a
+    stage run (its ``model.`` prefix is stripped; its ``classes`` are stored beside the weights).
 
     Raises:
         ChainingError: the parent's tensors do not fit the model (another arch/backbone), naming the file.
@@ -155,14 +188,16 @@ def load_init_weights(model: nn.Module, path: str | Path, classes: list[str]) ->
     path = Path(path)
     blob = torch.load(path, map_location="cpu", weights_only=False)
     state = blob["state_dict"] if isinstance(blob, dict) and "state_dict" in blob else blob
+    if isinstance(blob, dict) and "pytorch-lightning_version" in blob:  # checkpoints/{best,last}.ckpt
+        state = {k.removeprefix(LIGHTNING_PREFIX): v for k, v in state.items() if k.startswith(LIGHTNING_PREFIX)}
     old = list(blob.get("classes", classes)) if isinstance(blob, dict) else list(classes)
     report = InitReport(str(path), sha256_file(path), kept=[c for c in classes if c in old],
                         new=[c for c in classes if c not in old], dropped=[c for c in old if c not in classes])
-    if old != list(classes):
-        state = remap_head(state, model, old, list(classes))
     try:
+        if old != list(classes):
+            state = remap_head(state, model, old, list(classes))
         model.load_state_dict(state)
-    except RuntimeError as e:
+    except (RuntimeError, KeyError, IndexError) as e:
         raise ChainingError(f"{path}: weights do not fit the configured model (same model.arch and "
                             f"model.backbone as the parent run?): {e}") from e
     log.info("initialised from %s (sha256 %s): classes kept %s, new (fresh head rows) %s, dropped %s",
@@ -187,6 +222,19 @@ def update_latest(runs_stage_dir: str | Path, run_dir: str | Path) -> Path:
     os.symlink(target, tmp)
     os.replace(tmp, runs_stage_dir / LATEST)
     return runs_stage_dir / LATEST
+
+
+def resumed_init(ckpt: str | Path, run_dir: str | Path) -> InitReport | None:
+    """What the interrupted run being resumed started from: the ``parent`` stored in its checkpoint (see
+    :class:`train.module.DetectionModule` ``extra_checkpoint``), else the ``parent`` of its model_info.json
+    (written when it died), else None. A resumed stage keeps its parent in model_info.json and its
+    regression gate."""
+    blob = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)
+    parent = blob.get("parent") if isinstance(blob, dict) else None
+    info = Path(run_dir) / "model_info.json"
+    if parent is None and info.is_file():
+        parent = json.loads(info.read_text()).get("parent")
+    return InitReport.from_parent(parent) if parent else None
 
 
 def find_resume_checkpoint(resume: bool | str, *, stage: int, runs_root: str | Path) -> tuple[Path, Path] | None:

@@ -107,7 +107,8 @@ def load_split(build_dir: str | Path, split: str) -> list[FrameEntry]:
 
     Raises:
         ValueError: unknown split. FileNotFoundError: missing annotation file.
-        BuildFormatError: a missing key, naming the file and the record.
+        BuildFormatError: a missing key, or a positive whose ``category_id`` is not a category of the file
+            (a label the detector's head has no row for), naming the file and the record.
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
@@ -118,8 +119,12 @@ def load_split(build_dir: str | Path, split: str) -> list[FrameEntry]:
     coco = _load_json(path)
     try:
         videos = {v["id"]: v["name"] for v in coco["videos"]}
+        categories = {c["id"] for c in coco["categories"]}
         anns_by_image: dict[int, list[dict]] = {}
         for ann in coco["annotations"]:
+            if not ann.get("iscrowd", 0) and ann["category_id"] not in categories:
+                raise BuildFormatError(f"{path}: annotation id {ann.get('id')}: category_id "
+                                       f"{ann['category_id']!r} is not one of the categories {sorted(categories)}")
             anns_by_image.setdefault(ann["image_id"], []).append(ann)
         entries = [_entry(build_dir, img, videos, anns_by_image.get(img["id"], []), path)
                    for img in coco["images"]]
@@ -243,8 +248,9 @@ class ClipDataset(Dataset):
     """Clips of ``clip_length`` consecutive frames of one sequence, for association learning.
 
     ``ds[i] -> list of (image, target)`` of length ``clip_length``; clips do not overlap and never cross a
-    sequence boundary; a sequence shorter than ``clip_length`` yields no clip. The same transform
-    instance is applied to each frame (random parameters are drawn per frame).
+    sequence boundary; a sequence shorter than ``clip_length`` yields no clip. Every frame of a clip gets the
+    same random augmentation (same scale, flip and photometric change: the transform runs under the same
+    seed for each frame), so motion between the frames stays the real motion.
 
     Raises:
         ValueError: ``clip_length < 1``.
@@ -263,9 +269,10 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, key: Key) -> list[tuple[torch.Tensor, dict]]:
         index, seed = split_key(key)
+        if seed is None:  # one draw from the global RNG for the whole clip
+            seed = int(torch.randint(0, 2**62, ()))
         start = self.clips[index]
-        return [self.frames[(start + k, seed + k) if seed is not None else start + k]
-                for k in range(self.clip_length)]
+        return [self.frames[(start + k, seed)] for k in range(self.clip_length)]
 
 
 def _clip_starts(entries: list[FrameEntry], clip_length: int) -> list[int]:

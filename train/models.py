@@ -175,6 +175,8 @@ def load_pretrained(model: nn.Module, weights_path: str | Path) -> dict[str, lis
 
     Raises:
         FileNotFoundError: the file is missing (names it; nothing is ever downloaded).
+        ValueError: not a single tensor matches by name and shape (a checkpoint of another model, or keys
+            with an unexpected prefix such as ``module.``): names the file and an example key of each side.
     """
     path = Path(weights_path)
     if not path.is_file():
@@ -186,6 +188,10 @@ def load_pretrained(model: nn.Module, weights_path: str | Path) -> dict[str, lis
             state = state[key]
     own = model.state_dict()
     loaded = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not loaded:
+        raise ValueError(f"model.weights_path={str(path)!r}: no tensor matches the model by name and shape "
+                         f"(file keys e.g. {sorted(state)[:2]}, model keys e.g. {sorted(own)[:2]}); "
+                         "is it a checkpoint of this model.arch / model.backbone?")
     model.load_state_dict(loaded, strict=False)
     skipped = sorted(set(own) - set(loaded))
     log.info("loaded %d tensors from %s; %d keep their fresh init (e.g. %s)", len(loaded), path,

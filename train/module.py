@@ -77,7 +77,7 @@ class DetectionModule(L.LightningModule):
         components = self.model(images, targets)
         loss = sum(components.values())
         if not torch.isfinite(loss):
-            values = {k: float(v) for k, v in components.items()}
+            values = {k: float(v.detach()) for k, v in components.items()}
             raise NonFiniteLossError(f"non-finite {stage} loss at epoch {self.current_epoch}, global step "
                                      f"{self.global_step}: components {values}")
         on_step = stage == "train"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,9 @@ def best_so_far(trainer) -> dict:
     if ckpt is None or ckpt.best_model_score is None:
         return {"metric": ckpt.monitor if ckpt else None, "value": None, "epoch": None, "path": None}
     path = Path(ckpt.best_model_path) if ckpt.best_model_path else None
-    epoch = torch.load(path, map_location="cpu", weights_only=False)["epoch"] if path and path.is_file() else None
+    # mmap: only the "epoch" entry is read, not the whole checkpoint (optimizer state included)
+    epoch = torch.load(path, map_location="cpu", weights_only=False, mmap=True)["epoch"] \
+        if path and path.is_file() else None
     return {"metric": ckpt.monitor, "value": round(float(ckpt.best_model_score), 4), "epoch": epoch,
             "path": str(path) if path else None}
 
@@ -102,14 +105,23 @@ def _records(ctx: StageRun, stop: StopInfo, best: dict, extra: dict | None = Non
     write_json(run_dir / "model_info.json", info)
 
 
+def log_location(run_dir: Path) -> str:
+    """Where this process's log goes: the root logger's file handler (Hydra's ``train.log`` in the Hydra run
+    dir, which for a resumed run is not ``run_dir``), else ``run_dir/train.log`` if present, else the console."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and handler.baseFilename != os.devnull:
+            return handler.baseFilename
+    log_file = run_dir / "train.log"
+    return str(log_file) if log_file.exists() else "see the console output"
+
+
 def finish_failed(ctx: StageRun, exc: BaseException) -> None:
     """Records of a run that died: stopping_reason.txt (with the exception and the log location) and
     model_info.json; ``latest`` is not touched."""
     reason = classify_exception(exc)
     trainer, run_dir = ctx.trainer, ctx.run_dir
-    log_file = run_dir / "train.log"
     details = [f"{type(exc).__name__}: {exc}".strip().rstrip(":"),
-               f"log: {log_file if log_file.exists() else 'see the console output'}",
+               f"log: {log_location(run_dir)}",
                f"last checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'}"]
     stop = StopInfo(reason, details, epochs_done=trainer.current_epoch)
     _records(ctx, stop, best_so_far(trainer))
@@ -119,7 +131,7 @@ def finish_failed(ctx: StageRun, exc: BaseException) -> None:
 def _best_weights(ctx: StageRun, best: dict) -> dict:
     module = ctx.module
     if best["path"] and Path(best["path"]).is_file():
-        state = torch.load(best["path"], map_location="cpu", weights_only=False)["state_dict"]
+        state = torch.load(best["path"], map_location="cpu", weights_only=False, mmap=True)["state_dict"]
         module.load_state_dict(state)
     else:
         log.warning("no best checkpoint (monitored metric never logged): best_model.pth holds the last weights")
@@ -144,10 +156,14 @@ def _evaluate(ctx: StageRun) -> dict | None:
 
 
 def parent_metrics(ctx: StageRun) -> dict | None:
-    """metrics.json of the run this stage started from (beside the parent's best_model.pth), or None."""
-    init = ctx.init
-    path = Path(init.path).parent / "metrics.json" if init else None
-    return json.loads(path.read_text()) if path and path.is_file() else None
+    """metrics.json of the run this stage started from (beside the parent's best_model.pth, or one level up
+    from a ``checkpoints/*.ckpt`` given as ``init_from``), or None."""
+    if ctx.init is None:
+        return None
+    weights = Path(ctx.init.path)
+    run_dir = weights.parent.parent if weights.parent.name == "checkpoints" else weights.parent
+    path = run_dir / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _gate(ctx: StageRun, metrics: dict | None):
@@ -162,11 +178,12 @@ def _gate(ctx: StageRun, metrics: dict | None):
 
 
 def forgetting_lines(regression) -> list[str]:
-    """``FORGETTING: <val set> / <class>: HOTA <delta> (tolerance ...)`` per flagged entry."""
+    """``FORGETTING: <val set> / <class>: HOTA <delta> points vs the parent stage (tolerance <t>)`` per
+    flagged entry of a ``train.regression.Regression`` (none for None)."""
     if regression is None:
         return []
-    return [f"FORGETTING: {vs} / {cls}: HOTA {delta:+.2f} points vs the parent stage"
-            for vs, cls, delta in regression.forgetting]
+    return [f"FORGETTING: {vs} / {cls}: HOTA {delta:+.2f} points vs the parent stage "
+            f"(tolerance {regression.tolerance:.1f})" for vs, cls, delta in regression.forgetting]
 
 
 def finish_stage(ctx: StageRun, stop: StopInfo) -> dict:

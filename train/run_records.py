@@ -110,6 +110,16 @@ def model_info(*, stage: int, parent: dict | None, build_dir: Path, classes: lis
     return info
 
 
+def previous_wall_time(run_dir: str | Path) -> float:
+    """``wall_time_s`` already spent by an interrupted run (its model_info.json, written when it died), so
+    that a resumed run records the total; 0.0 when there is none (e.g. the process was killed hard)."""
+    path = Path(run_dir) / "model_info.json"
+    try:
+        return float(json.loads(path.read_text()).get("wall_time_s") or 0.0)
+    except (OSError, ValueError, TypeError):
+        return 0.0
+
+
 def save_best_model(path: Path, *, state_dict: dict, classes: list[str], config: Mapping, stage: int) -> Path:
     """best_model.pth: ``{"state_dict", "classes", "config", "stage"}``, loadable without Lightning."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,13 +20,21 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from train.callbacks import RunGuard, tracking_eval_available
-from train.chaining import find_resume_checkpoint, load_init_weights, resolve_init
+from train.chaining import (
+    find_resume_checkpoint,
+    load_init_weights,
+    parent_stage_command,
+    resolve_init,
+    resumed_init,
+)
 from train.module import DetectionModule
 from train.report import StageRun, finish_failed, finish_stage, fit_stop_info
+from train.run_records import previous_wall_time
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +44,23 @@ def train(cfg: DictConfig) -> dict:
 
     The dict holds ``exit_code`` (1 when ``regression.fail`` and the gate found forgetting), ``best``
     (``{"metric", "value", "epoch"}``), ``run_dir`` and ``metrics`` (metrics.json content or None).
-    Exceptions from ``fit`` are re-raised after stopping_reason.txt and model_info.json are written.
+    Exceptions from ``fit`` and from the end of the stage (evaluation, gate, records) are re-raised after
+    stopping_reason.txt and model_info.json are written; ``latest`` then stays where it was.
+
+    Raises:
+        train.chaining.ChainingError: nothing to start from or to resume (names the command to run first).
     """
     t0 = time.perf_counter()
     resumed = find_resume_checkpoint(cfg.resume, stage=cfg.stage.index, runs_root=cfg.paths.runs_root)
     run_dir = Path(resumed[0] if resumed else cfg.paths.output_dir)
     with open_dict(cfg):  # a resumed run keeps writing into its own run directory
         cfg.paths.output_dir = str(run_dir)
+    if resumed:  # model_info.json's wall_time_s covers every session of the run
+        t0 -= previous_wall_time(run_dir)
+    # what the stage starts from, resolved first: a missing parent fails before any data or model is built
+    init_path = None if resumed else resolve_init(cfg.init_from, stage=cfg.stage.index,
+                                                  runs_root=cfg.paths.runs_root,
+                                                  parent_command=_parent_command(cfg.stage.index - 1))
     select_monitor(cfg)
     L.seed_everything(cfg.seed, workers=True)
     log.info("Instantiating datamodule <%s> on %s", cfg.data._target_, cfg.data.build_dir)
@@ -51,11 +69,13 @@ def train(cfg: DictConfig) -> dict:
     log.info("Instantiating model <%s> %s/%s for classes %s", cfg.model._target_, cfg.model.arch,
              cfg.model.backbone, classes)
     model = hydra.utils.instantiate(cfg.model, num_classes=len(classes))
-    init_path = None if resumed else resolve_init(cfg.init_from, stage=cfg.stage.index, runs_root=cfg.paths.runs_root)
-    init = load_init_weights(model, init_path, classes) if init_path else None
+    # a resumed run gets its weights from last.ckpt but keeps the parent it started from (records, gate)
+    init = resumed_init(resumed[1], run_dir) if resumed else \
+        load_init_weights(model, init_path, classes) if init_path else None
     config = OmegaConf.to_container(cfg, resolve=True)
     module = DetectionModule(model, _optimizer(cfg), _scheduler(cfg), backbone_lr=_backbone_lr(cfg), seed=cfg.seed,
-                             extra_checkpoint={"classes": classes, "config": config})
+                             extra_checkpoint={"classes": classes, "config": config,
+                                               "parent": init.as_parent() if init else None})
     log.info("Instantiating callbacks and loggers")
     guard = RunGuard(str(run_dir / "checkpoints"))
     loggers = [hydra.utils.instantiate(c) for c in cfg.logger.values() if c is not None] if cfg.logger else []
@@ -70,7 +90,18 @@ def train(cfg: DictConfig) -> dict:
     except BaseException as exc:  # includes SystemExit from Lightning's KeyboardInterrupt handler
         finish_failed(run, guard.exception or exc)
         raise
-    return finish_stage(run, fit_stop_info(trainer))
+    try:  # the final evaluation can die too (OOM, Ctrl-C): stopping_reason.txt says so, latest stays
+        return finish_stage(run, fit_stop_info(trainer))
+    except BaseException as exc:
+        finish_failed(run, exc)
+        raise
+
+
+def _parent_command(stage: int) -> str:
+    """The command that trains ``stage`` with this run's experiment / paths overrides (for the
+    missing-parent error); ``make train STAGE=<stage>`` outside a Hydra app."""
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    return parent_stage_command(stage, overrides)
 
 
 def _optimizer(cfg: DictConfig):
