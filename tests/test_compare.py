@@ -128,3 +128,28 @@ def test_runs_monitoring_different_metrics_are_flagged(tmp_path):
     reason = compare_runs([a, b]).selection["reason"]
     assert "monitor different metrics (val/HOTA, val/dancetrack/HOTA)" in reason
     assert "different metrics" not in compare_runs([a, b], metric="val/HOTA").selection["reason"]
+
+
+def _sweep_with_runs_root(tmp_path):
+    runs_root = tmp_path / "runs"
+    jobs = [{**job, "config": {**job["config"], "paths": {**job["config"]["paths"], "runs_root": str(runs_root)}}}
+            for job in JOBS]
+    return runs_root, write_multirun(runs_root / "multirun" / "stage1" / "t", jobs)
+
+
+def test_promote_points_latest_at_the_winner(tmp_path):
+    runs_root, sweep = _sweep_with_runs_root(tmp_path)
+    for job_dir in sweep.iterdir():
+        if job_dir.is_dir():
+            (job_dir / "best_model.pth").write_bytes(b"weights")
+    assert main([str(sweep), "--promote"]) == 0
+    assert (runs_root / "stage1" / "latest").resolve() == (sweep / "1").resolve()
+
+
+def test_promote_refuses_a_winner_without_weights_or_runs_root(tmp_path, sweep, capsys):
+    runs_root, with_root = _sweep_with_runs_root(tmp_path)
+    assert main([str(with_root), "--promote"]) == 2
+    assert "without best_model.pth" in " ".join(capsys.readouterr().out.split())
+    assert main([str(sweep), "--promote"]) == 2  # scripted config without paths.runs_root
+    assert "expected paths.runs_root and stage.index" in " ".join(capsys.readouterr().out.split())
+    assert not (runs_root / "stage1" / "latest").exists()

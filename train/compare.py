@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
@@ -474,7 +475,33 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where to write best_model_selection.{md,json} (default: the first path)")
     parser.add_argument("--noise", type=float, default=DEFAULT_NOISE,
                         help="margin under which the top two are called tied (default 1.0 HOTA point)")
+    parser.add_argument("--promote", action="store_true",
+                        help="point runs/stage<N>/latest at the winner, so the next stage starts from it "
+                             "(multirun jobs never move latest themselves)")
     return parser
+
+
+def promote(winner: Path) -> Path:
+    """Point ``<paths.runs_root>/stage<N>/latest`` of the winning run at it; return the link.
+
+    ``paths.runs_root`` and ``stage.index`` come from the winner's ``.hydra/config.yaml`` (a relative
+    runs root is taken from the current directory, as training resolved it).
+
+    Raises:
+        CompareError: the winner has no ``.hydra/config.yaml`` with those keys, or no best_model.pth.
+    """
+    from train.chaining import update_latest
+
+    config_path = winner / ".hydra" / "config.yaml"
+    try:
+        config = yaml.safe_load(config_path.read_text())
+        runs_root, stage = Path(config["paths"]["runs_root"]), int(config["stage"]["index"])
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as err:
+        raise CompareError(f"{config_path}: cannot promote the winner: expected paths.runs_root and stage.index "
+                           f"({err})") from None
+    if not (winner / "best_model.pth").is_file():
+        raise CompareError(f"{winner}: cannot promote a run without best_model.pth")
+    return update_latest(runs_root / f"stage{stage}", winner)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -494,6 +521,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(f"[yellow]note[/yellow] {name}: {note}")
     md, js = comparison.write(out)
     console.print(f"wrote {md} and {js}")
+    if args.promote:
+        try:
+            link = promote(Path(comparison.selection["winner"]["path"]))
+        except CompareError as err:
+            console.print(f"[red]error:[/red] {err}")
+            return 2
+        console.print(f"promoted: {link} -> {comparison.selection['winner']['path']}")
     return 0
 
 

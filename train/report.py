@@ -186,6 +186,14 @@ def forgetting_lines(regression) -> list[str]:
             f"(tolerance {regression.tolerance:.1f})" for vs, cls, delta in regression.forgetting]
 
 
+def _in_multirun() -> bool:
+    """Whether this process is a job of a Hydra multirun (``python -m train -m ...``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def finish_stage(ctx: StageRun, stop: StopInfo) -> dict:
     """Best weights -> best_model.pth, evaluation, gate, report.md, records, ``latest``; returns the metrics
     dict of :func:`train.train.train`."""
@@ -205,6 +213,10 @@ def finish_stage(ctx: StageRun, stop: StopInfo) -> dict:
         log.warning(line)
     if trainer.fast_dev_run:  # debug=one_batch: a wiring check is never a stage's result
         log.info("fast_dev_run: %s/latest left unchanged", Path(cfg.paths.runs_root) / f"stage{cfg.stage.index}")
+    elif _in_multirun():  # the jobs of a sweep would race for `latest`; the sweep's winner is promoted instead
+        log.info("multirun job: %s/latest left unchanged; promote the sweep's winner with "
+                 "`python -m train.compare <multirun dir> --promote`",
+                 Path(cfg.paths.runs_root) / f"stage{cfg.stage.index}")
     elif trainer.is_global_zero and not failed:
         update_latest(Path(cfg.paths.runs_root) / f"stage{cfg.stage.index}", run_dir)
     return {"exit_code": 1 if failed else 0, "best": stop.best, "run_dir": str(run_dir), "metrics": metrics}

@@ -1,0 +1,34 @@
+"""A real Hydra multirun of a stage (``python -m train -m ...``): each job gets its own run directory, no
+job moves ``runs/stage<N>/latest``, and ``train.compare --promote`` points it at the sweep's winner."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from train_helpers import SHRINK
+
+from train.compare import main as compare_main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_multirun_jobs_get_their_own_dirs_and_the_winner_is_promoted(tiny_builds, tmp_path):
+    runs = tmp_path / "runs"
+    build_root = tiny_builds[1].parent
+    cmd = [sys.executable, "-m", "train", "-m", "stage=1", *SHRINK, f"paths.build_root={build_root}",
+           "paths.build_prefix=tiny_", f"paths.runs_root={runs}", "optim.lr=1e-3,2e-3"]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    sweeps = list((runs / "multirun" / "stage1").iterdir())
+    assert len(sweeps) == 1
+    jobs = sorted(p for p in sweeps[0].iterdir() if p.is_dir() and p.name.isdigit())
+    assert [p.name for p in jobs] == ["0", "1"]
+    assert all((job / "best_model.pth").is_file() and (job / "stopping_reason.txt").is_file() for job in jobs)
+    assert not (runs / "stage1" / "latest").exists()  # the jobs do not race for `latest`
+
+    assert compare_main([str(sweeps[0]), "--metric", "val/loss", "--promote"]) == 0
+    assert (runs / "stage1" / "latest").resolve().parent == sweeps[0].resolve()
