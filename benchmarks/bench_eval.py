@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train.evaluate import evaluate_raw
+from train.evaluate import evaluate_raw, trackeval_mot17_reference
 from train.mot_io import write_seqmap
 
 TRACKER = "bench"
@@ -74,16 +74,7 @@ def write_layout(root: Path, n_seqs: int, n_frames: int, n_objects: int, seed: i
 
 def run_trackeval(root: Path) -> dict:
     """trackeval.Evaluator + MotChallenge2DBox (MOT17 preprocessing), quiet, single process."""
-    import trackeval
-
-    eval_cfg = {"USE_PARALLEL": False, "PRINT_RESULTS": False, "PRINT_CONFIG": False, "TIME_PROGRESS": False,
-                "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False, "PLOT_CURVES": False, "LOG_ON_ERROR": None}
-    ds_cfg = {"GT_FOLDER": str(root / "gt"), "TRACKERS_FOLDER": str(root / "trackers"), "BENCHMARK": "MOT17",
-              "SPLIT_TO_EVAL": "train", "TRACKERS_TO_EVAL": [TRACKER], "PRINT_CONFIG": False}
-    metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
-               trackeval.metrics.Identity({"PRINT_CONFIG": False})]
-    res, _ = trackeval.Evaluator(eval_cfg).evaluate([trackeval.datasets.MotChallenge2DBox(ds_cfg)], metrics)
-    comb = res["MotChallenge2DBox"][TRACKER]["COMBINED_SEQ"]["pedestrian"]
+    comb = trackeval_mot17_reference(root, TRACKER)["COMBINED_SEQ"]
     return {"HOTA": 100 * float(np.mean(comb["HOTA"]["HOTA"])), "MOTA": 100 * float(comb["CLEAR"]["MOTA"]),
             "IDF1": 100 * float(comb["Identity"]["IDF1"])}
 

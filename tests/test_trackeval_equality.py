@@ -13,11 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import trackeval  # a project dependency: the check against it is never skipped
 
-from train.evaluate import MOT17_RULES, SequenceData, evaluate_raw, evaluate_sequences
+from train.evaluate import (
+    MOT17_RULES,
+    SequenceData,
+    evaluate_raw,
+    evaluate_sequences,
+    trackeval_mot17_reference,
+)
 from train.mot_io import MotTable, list_sequences, read_mot_file, read_seqinfo, write_seqmap, write_table
-
-trackeval = pytest.importorskip("trackeval")
 
 MOT17_MINI = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata" / "mot17-mini" / "train"
 TRACKER = "perturbed"
@@ -68,15 +73,7 @@ def layout(tmp_path_factory) -> Path:
 
 def run_trackeval(root: Path) -> dict:
     """trackeval's own runner (Evaluator + MotChallenge2DBox), quiet; returns {seq: {metric: fields}}."""
-    eval_cfg = {"USE_PARALLEL": False, "PRINT_RESULTS": False, "PRINT_CONFIG": False, "TIME_PROGRESS": False,
-                "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False, "PLOT_CURVES": False, "LOG_ON_ERROR": None}
-    ds_cfg = {"GT_FOLDER": str(root / "gt"), "TRACKERS_FOLDER": str(root / "trackers"), "BENCHMARK": "MOT17",
-              "SPLIT_TO_EVAL": "train", "TRACKERS_TO_EVAL": [TRACKER], "PRINT_CONFIG": False}
-    metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
-               trackeval.metrics.Identity({"PRINT_CONFIG": False})]
-    evaluator = trackeval.Evaluator(eval_cfg)
-    res, _ = evaluator.evaluate([trackeval.datasets.MotChallenge2DBox(ds_cfg)], metrics)
-    return {seq: r["pedestrian"] for seq, r in res["MotChallenge2DBox"][TRACKER].items()}
+    return trackeval_mot17_reference(root, TRACKER)
 
 
 def expected(fields: dict) -> dict:

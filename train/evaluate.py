@@ -568,6 +568,30 @@ def _adapter_sequences(source: str, root: Path, split: str, classes: list[str],
     return out
 
 
+def trackeval_mot17_reference(root: Path | str, tracker: str, *, split: str = "train") -> dict[str, dict]:
+    """TrackEval's own runner (``trackeval.Evaluator`` + ``MotChallenge2DBox``, benchmark MOT17): the reference
+    our numbers are checked against (tests/test_trackeval_equality.py, benchmarks/bench_eval.py).
+
+    Layout under ``root``: ``gt/MOT17-<split>/<seq>/{gt/gt.txt, seqinfo.ini}``, ``gt/seqmaps/MOT17-<split>.txt``
+    and ``trackers/MOT17-<split>/<tracker>/data/<seq>.txt``. Runs quiet and single-process.
+
+    Returns:
+        ``{sequence name or "COMBINED_SEQ": {"HOTA": ..., "CLEAR": ..., "Identity": ...}}``: TrackEval's own
+        pedestrian result fields (ratios in 0-1, HOTA-family values as arrays over the 19 alphas).
+    """
+    import trackeval
+
+    root = Path(root)
+    eval_cfg = {"USE_PARALLEL": False, "PRINT_RESULTS": False, "PRINT_CONFIG": False, "TIME_PROGRESS": False,
+                "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False, "PLOT_CURVES": False, "LOG_ON_ERROR": None}
+    ds_cfg = {"GT_FOLDER": str(root / "gt"), "TRACKERS_FOLDER": str(root / "trackers"), "BENCHMARK": "MOT17",
+              "SPLIT_TO_EVAL": split, "TRACKERS_TO_EVAL": [tracker], "PRINT_CONFIG": False}
+    metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
+               trackeval.metrics.Identity({"PRINT_CONFIG": False})]
+    res, _ = trackeval.Evaluator(eval_cfg).evaluate([trackeval.datasets.MotChallenge2DBox(ds_cfg)], metrics)
+    return {seq: r["pedestrian"] for seq, r in res["MotChallenge2DBox"][tracker].items()}
+
+
 def evaluate_raw(source: str, root: Path | str, split: str, results_dir: Path | str, *, classes: list[str],
                  seqmap: Path | str | None = None, allow_missing: bool = False) -> dict:
     """Evaluate result files against a raw benchmark split with that benchmark's rules.
