@@ -26,9 +26,9 @@ from rich.console import Console
 
 from builder.records import BuilderError
 
-_ERR = Console(stderr=True, highlight=False, soft_wrap=True)
+_ERR = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)  # messages hold [sources.x]
 # tables keep a readable width when the output is piped (rich falls back to 80 columns there)
-_OUT = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+_OUT = Console(highlight=False, soft_wrap=True, markup=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _cmd_build(args: argparse.Namespace) -> int:

@@ -397,3 +397,12 @@ def test_one_sequence_name_in_two_pool_splits_is_an_error(tmp_path):
         "pool_splits": ["train", "val"]}}})
     with pytest.raises(BuilderError, match="'MOT17-09-DPM' appears in splits 'train' and 'val'"):
         build(recipe, build_root=tmp_path / "b")
+
+
+def test_cli_error_keeps_the_recipe_table_name(tmp_path, capsys):
+    """The one-line error names ``[sources.<name>]`` verbatim (rich markup must not swallow it)."""
+    recipe = write_recipe(tmp_path / "r.toml", {"name": "r", "seed": 0, "sources": {"dancetrack": {
+        "root": "nowhere", "manifest": str(tmp_path / "m.json"), "frame_budget": 1, "clip_length": 1}}})
+    assert main(["build", str(recipe), "--data-root", str(tmp_path)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "[sources.dancetrack] root" in err and "does not exist" in err

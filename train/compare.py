@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 from omegaconf import OmegaConf
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 #: Default ranking metric: the monitored val set's HOTA (0-100 scale, TrackEval's HOTA definition).
@@ -512,7 +513,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         comparison = compare_runs(args.paths, metric=args.metric, noise=args.noise)
     except CompareError as err:
-        console.print(f"[red]error:[/red] {err}")
+        console.print(f"[red]error:[/red] {escape(str(err))}")
         return 2
     console.print(comparison.table())
     console.print(comparison.selection["reason"])
@@ -525,7 +526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             link = promote(Path(comparison.selection["winner"]["path"]))
         except CompareError as err:
-            console.print(f"[red]error:[/red] {err}")
+            console.print(f"[red]error:[/red] {escape(str(err))}")
             return 2
         console.print(f"promoted: {link} -> {comparison.selection['winner']['path']}")
     return 0

@@ -681,6 +681,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit status (0 ok, 2 bad input)."""
     from rich.console import Console
+    from rich.markup import escape
 
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -695,7 +696,7 @@ def main(argv: list[str] | None = None) -> int:
             result = evaluate_raw(args.raw, args.root, args.split, args.results, classes=args.classes,
                                   seqmap=args.seqmap, allow_missing=args.allow_missing)
     except (EvaluationError, MotFormatError, FileNotFoundError, KeyError) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {escape(str(exc))}")
         return 2
     for table in render_tables(result, per_sequence=args.per_seq):
         console.print(table)
