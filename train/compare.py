@@ -508,7 +508,7 @@ def promote(winner: Path) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code (0 ok, 2 bad input)."""
     args = build_parser().parse_args(argv)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 200)  # piped: keep the table readable
     out = args.out if args.out is not None else args.paths[0]
     try:
         comparison = compare_runs(args.paths, metric=args.metric, noise=args.noise)
