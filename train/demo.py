@@ -147,6 +147,7 @@ def per_stage_table(rows: dict[str, dict], *, tolerance: float = TOLERANCE) -> T
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command line of ``python -m train.demo`` (Hydra overrides for every stage go after ``--``)."""
     parser = argparse.ArgumentParser(prog="python -m train.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--synth-root", type=Path, default=Path("data/synth"))
     parser.add_argument("--build-root", type=Path, default=Path("data/builds"))
@@ -159,6 +160,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the demo's steps in order (see the module docstring); exit code 0, or SystemExit naming the failed step."""
     args = parse_args(argv)
     t0 = time.perf_counter()
     synth_root, build_root, runs = (p if p.is_absolute() else REPO / p

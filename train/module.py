@@ -87,9 +87,11 @@ class DetectionModule(L.LightningModule):
         return loss
 
     def training_step(self, batch: tuple[list, list], batch_idx: int) -> torch.Tensor:
+        """:meth:`shared_step` on a training batch (images list of (3, H, W) float 0-1, targets list)."""
         return self.shared_step(batch, "train")
 
     def validation_step(self, batch: tuple[list, list], batch_idx: int) -> torch.Tensor:
+        """:meth:`shared_step` with the detector in loss mode (torchvision returns losses only in train mode)."""
         with loss_mode(self.model):
             return self.shared_step(batch, "val")
 
@@ -101,6 +103,7 @@ class DetectionModule(L.LightningModule):
             seed_all(self.seed + self.current_epoch + MODEL_SEED_OFFSET)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Log ``train/grad_norm``: the total L2 norm of all gradients (after accumulation, before clipping)."""
         norms = grad_norm(self.model, norm_type=2)
         if norms:
             self.log("train/grad_norm", norms["grad_2.0_norm_total"], on_step=True, on_epoch=True, batch_size=1)
@@ -117,6 +120,8 @@ class DetectionModule(L.LightningModule):
         return [g for g in groups if g["params"]]
 
     def configure_optimizers(self):
+        """The optimizer over :meth:`param_groups` and, when configured, its scheduler, stepped every
+        ``scheduler_interval`` (``epoch`` by default: the multistep LR drop and warmup + cosine count epochs)."""
         optimizer = self.optimizer_factory(self.param_groups())
         if self.scheduler_factory is None:
             return optimizer
@@ -124,10 +129,12 @@ class DetectionModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Add the RNG states (python, numpy, torch) and the run's extras (classes, resolved config)."""
         checkpoint["rng_states"] = rng_states()
         checkpoint.update(self.extra_checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Restore the RNG states saved by :meth:`on_save_checkpoint` (exact resume)."""
         if "rng_states" in checkpoint:
             set_rng_states(checkpoint["rng_states"])
 

@@ -40,6 +40,7 @@ class Row:
 
     @property
     def delta(self) -> float | None:
+        """``after - before`` in metric units (HOTA points), None when either side is missing."""
         return None if self.before is None or self.after is None else self.after - self.before
 
 
