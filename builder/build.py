@@ -38,7 +38,7 @@ from builder.classmap import ClassMap, default_classmap_path
 from builder.manifest import combine_digests, load_manifest, sequence_digest
 from builder.recipe import Recipe, SourceSpec, is_plain_name, load_recipe
 from builder.records import BuilderError, SequenceRecord, WarningCounter
-from builder.writer import BuildPlan, OutputSequence, write_build
+from builder.writer import BuildPlan, OutputSequence, recover_interrupted_swap, write_build
 
 DEFAULT_DATA_ROOT = "data/raw"
 DEFAULT_BUILD_ROOT = "data/builds"
@@ -142,6 +142,7 @@ def _replay_frames(build_root: Path, replay_from: str, source: str) -> dict[tupl
             ``splits.train.<dir>.{source, raw_split, raw_sequence, frames}``; or it has no train frames
             of ``source``.
     """
+    recover_interrupted_swap(build_root, replay_from)  # a rebuild killed mid-swap left it aside
     path = build_root / replay_from / "build_manifest.json"
     try:
         earlier = json.loads(path.read_text())

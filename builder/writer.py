@@ -278,6 +278,23 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
             shutil.rmtree(old)
 
 
+def recover_interrupted_swap(build_root: Path, name: str) -> Path | None:
+    """Put back a build that a killed swap left aside: ``.old-<name>-*`` present and ``<name>`` missing.
+
+    :func:`_swap_into_place` moves the previous build to ``.old-<name>-*`` and then renames the new one into
+    place; a SIGKILL between the two renames would leave no ``<name>``. The newest such directory is renamed
+    back (the earlier good build is never lost). Returns the restored path, or None when nothing was to do.
+    """
+    final = build_root / name
+    if final.exists() or final.is_symlink():
+        return None
+    olds = sorted(build_root.glob(f".old-{name}-*"), key=lambda p: p.lstat().st_mtime)
+    if not olds:
+        return None
+    os.replace(olds[-1], final)
+    return final
+
+
 def write_build(plan: BuildPlan, build_root: str | Path, *, progress: bool = False,
                 write: Callable[..., dict] = write_contents) -> Path:
     """Write ``plan`` to ``build_root/<plan.name>`` atomically (see the module docstring); return that path.
@@ -288,6 +305,7 @@ def write_build(plan: BuildPlan, build_root: str | Path, *, progress: bool = Fal
     """
     build_root = Path(build_root)
     build_root.mkdir(parents=True, exist_ok=True)
+    recover_interrupted_swap(build_root, plan.name)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{plan.name}-", dir=build_root))
     try:
         tmp.chmod(0o755)

@@ -198,6 +198,27 @@ def test_interrupted_build_leaves_earlier_build_intact(tiny_curriculum, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == [good.name]  # no .tmp-* or .old-* left
 
 
+def test_a_build_killed_between_the_two_renames_is_restored(tiny_curriculum, tmp_path):
+    """A SIGKILL after the old build moved aside and before the new one moved in leaves only
+    ``.old-<name>-*``: the next build of that name, or a build replaying it, puts the old one back first."""
+    good = build(tiny_curriculum[1], build_root=tmp_path)
+    before = (good / "build_manifest.json").read_bytes()
+    aside = tmp_path / f".old-{good.name}-killed"
+    os.replace(good, aside)  # the state a kill between the renames leaves
+    assert builder.writer.recover_interrupted_swap(tmp_path, good.name) == good
+    assert (good / "build_manifest.json").read_bytes() == before and not aside.exists()
+    assert builder.writer.recover_interrupted_swap(tmp_path, good.name) is None  # nothing left to do
+
+    os.replace(good, aside)
+    stage2 = build(tiny_curriculum[2], build_root=tmp_path)  # stage 2 does not replay: stage 1 stays aside
+    assert not good.exists()
+    build(tiny_curriculum[3], build_root=tmp_path)  # stage 3 replays stage 2 ...
+    assert stage2.is_dir()
+    os.replace(stage2, tmp_path / f".old-{stage2.name}-killed")
+    build(tiny_curriculum[3], build_root=tmp_path)  # ... and restores it when a kill left it aside
+    assert (stage2 / "build_manifest.json").is_file()
+
+
 def test_rebuild_replaces_earlier_build(tiny_curriculum, tmp_path):
     build(tiny_curriculum[1], build_root=tmp_path)
     out = build(tiny_curriculum[1], build_root=tmp_path, seed=3)
