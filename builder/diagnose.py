@@ -41,6 +41,7 @@ from matplotlib.figure import Figure
 
 from builder.records import BuilderError
 from builder.sources.motchallenge import SeqInfo, read_seqinfo
+from builder.writer import read_gt_rows
 
 SPLITS = ("train", "val", "test")
 #: COCO area bins (pixels^2): small < 32^2 <= medium < 96^2 <= large (pycocotools COCOeval areaRng).
@@ -89,29 +90,6 @@ def _read_seqinfo(path: Path) -> SeqInfo:
         if not value or value <= 0:
             raise BuilderError(f"{path}: [Sequence] {key} must be a positive integer, got {value!r}")
     return info
-
-
-def read_gt_rows(path: Path) -> np.ndarray:
-    """gt.txt -> (N, 9) float64 rows ``frame,id,x,y,w,h,conf,class,visibility`` (xywh pixels).
-
-    Raises:
-        BuilderError: the file is missing, a row is not 9 numeric comma-separated values (names file:line).
-    """
-    if not path.is_file():
-        raise BuilderError(f"{path}: missing (every build sequence has gt/gt.txt)")
-    rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            values = [float(v) for v in line.split(",")]
-        except ValueError:
-            raise BuilderError(f"{path}:{lineno}: non-numeric value in {line!r}") from None
-        if len(values) != 9:
-            raise BuilderError(f"{path}:{lineno}: expected 9 columns frame,id,x,y,w,h,conf,class,visibility, "
-                               f"got {len(values)}")
-        rows.append(values)
-    return np.asarray(rows, np.float64).reshape(-1, 9)
 
 
 def _class_names(build: Path) -> list[str]:

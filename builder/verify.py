@@ -28,7 +28,8 @@ import numpy as np
 
 from builder.manifest import combine_digests, default_manifest_path, load_manifest, sequence_digest
 from builder.records import IGNORE, BuilderError, FrameRecord
-from builder.writer import BUILD_SPLITS
+from builder.sources.motchallenge import read_seqinfo
+from builder.writer import BUILD_SPLITS, read_gt_rows
 
 
 @dataclass
@@ -46,16 +47,6 @@ class VerifyReport:
         return not self.problems
 
 
-def read_gt(path: Path) -> np.ndarray:
-    """gt.txt -> (N, 9) float64 rows frame,id,x,y,w,h,conf,class,visibility (xywh pixels)."""
-    if path.stat().st_size == 0:
-        return np.zeros((0, 9))
-    try:
-        return np.loadtxt(path, delimiter=",", ndmin=2)
-    except ValueError as exc:
-        raise BuilderError(f"{path}: malformed gt row: {exc}") from exc
-
-
 def _frames_from_gt(gt: np.ndarray, raw_frames: list[int], images: list[str]) -> list[FrameRecord]:
     frames = []
     for k, (raw, image) in enumerate(zip(raw_frames, images, strict=True), start=1):
@@ -65,15 +56,6 @@ def _frames_from_gt(gt: np.ndarray, raw_frames: list[int], images: list[str]) ->
         frames.append(FrameRecord(raw, Path(image), xyxy, rows[:, 1].astype(np.int64), labels,
                                   rows[:, 8].astype(np.float32)))
     return frames
-
-
-def _seqinfo(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text().splitlines():
-        if "=" in line:
-            k, v = line.split("=", 1)
-            out[k.strip()] = v.strip()
-    return out
 
 
 #: Top-level keys of build_manifest.json that ``verify`` reads.
@@ -112,10 +94,13 @@ class _Verifier:
             self.problem(f"{split}/{name}: directory missing")
             return None
         n = len(entry["frames"])
-        info = _seqinfo(d / "seqinfo.ini")
-        if info.get("seqLength") != str(n):
-            self.problem(f"{split}/{name}/seqinfo.ini: seqLength {info.get('seqLength')}, manifest has {n} frames")
-        ext = info.get("imExt", "")
+        info = read_seqinfo(d / "seqinfo.ini")
+        if info is None:
+            self.problem(f"{split}/{name}/seqinfo.ini: missing")
+            return None
+        if info.seq_length != n:
+            self.problem(f"{split}/{name}/seqinfo.ini: seqLength {info.seq_length}, manifest has {n} frames")
+        ext = info.im_ext or ""
         links = [d / "img1" / f"{k:08d}{ext}" for k in range(1, n + 1)]
         if len(os.listdir(d / "img1")) != n:
             self.problem(f"{split}/{name}/img1: {len(os.listdir(d / 'img1'))} files, expected {n}")
@@ -123,7 +108,7 @@ class _Verifier:
         if broken:
             self.problem(f"{split}/{name}/img1: {len(broken)} link(s) do not resolve, e.g. {broken[0]}")
             return None
-        gt = read_gt(d / "gt" / "gt.txt")
+        gt = read_gt_rows(d / "gt" / "gt.txt")
         if len(gt) and (gt[:, 0].min() < 1 or gt[:, 0].max() > n):
             self.problem(f"{split}/{name}/gt/gt.txt: frame numbers outside 1..{n}")
         self.gt[split, name] = gt

@@ -42,7 +42,7 @@ import numpy as np
 from rich.progress import track
 
 from builder.manifest import combine_digests, quantize_boxes, sequence_digest
-from builder.records import IGNORE, FrameRecord, SequenceRecord
+from builder.records import IGNORE, BuilderError, FrameRecord, SequenceRecord
 
 BUILD_SPLITS = ("train", "val", "test")
 
@@ -276,6 +276,29 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
             old.unlink()
         else:
             shutil.rmtree(old)
+
+
+def read_gt_rows(path: Path) -> np.ndarray:
+    """gt.txt -> (N, 9) float64 rows ``frame,id,x,y,w,h,conf,class,visibility`` (xywh pixels).
+
+    Raises:
+        BuilderError: the file is missing, a row is not 9 numeric comma-separated values (names file:line).
+    """
+    if not path.is_file():
+        raise BuilderError(f"{path}: missing (every build sequence has gt/gt.txt)")
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            values = [float(v) for v in line.split(",")]
+        except ValueError:
+            raise BuilderError(f"{path}:{lineno}: non-numeric value in {line!r}") from None
+        if len(values) != 9:
+            raise BuilderError(f"{path}:{lineno}: expected 9 columns frame,id,x,y,w,h,conf,class,visibility, "
+                               f"got {len(values)}")
+        rows.append(values)
+    return np.asarray(rows, np.float64).reshape(-1, 9)
 
 
 def recover_interrupted_swap(build_root: Path, name: str) -> Path | None:

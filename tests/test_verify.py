@@ -82,3 +82,10 @@ def test_not_a_build_manifest_is_a_clear_error(tmp_path, capsys):
     assert main(["verify", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "not a build manifest, lacks key(s) splits" in err and "Traceback" not in err
+
+
+def test_missing_seqinfo_is_a_problem_not_a_crash(copy_of_build):
+    seq = _first(copy_of_build, "val")
+    (seq / "seqinfo.ini").unlink()
+    problems = verify_build(copy_of_build).problems
+    assert f"val/{seq.name}/seqinfo.ini: missing" in problems

@@ -26,12 +26,15 @@ from train.module import NonFiniteLossError
 REASONS = ("max_epochs", "early_stopping", "non_finite_loss", "out_of_memory", "interrupted", "error")
 
 
-def write_json(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON atomically (temp file in the same directory + os.replace)."""
+def write_json(path: str | Path, obj: Any, *, sort_keys: bool = False) -> Path:
+    """Write ``obj`` as indented JSON atomically (temp file in the same directory + os.replace).
+
+    Tensors become numbers or lists and paths strings; anything else unserialisable raises ``TypeError``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=sort_keys, default=_json_default) + "\n")
     os.replace(tmp, path)
     return path
 

@@ -17,7 +17,6 @@ Usage (from Python; the CLI equivalents are ``python -m train.track`` then ``pyt
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -26,17 +25,10 @@ import numpy as np
 
 from train.coco_eval import detections_to_coco, evaluate_detections, image_ids_by_frame, load_coco
 from train.evaluate import build_val_sets, evaluate_mot, read_build_classes, rules_for_source
+from train.run_records import write_json
 from train.track import DEFAULT_BATCH, TorchDetector, track_sequence
 
 log = logging.getLogger(__name__)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (tmp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
 
 
 class _DetectionCollector:
@@ -119,7 +111,7 @@ def evaluate_model(model, build_dir: Path | str, split: str, out_dir: Path | str
         entry = evaluate_mot(build_dir / split, vs_dir / "tracker", classes=classes, seqs=names,
                              rules=rules_for_source(vs), max_frames=max_frames)
         entry["detection"] = detection
-        _write_json(vs_dir / "metrics.json", entry)
+        write_json(vs_dir / "metrics.json", entry, sort_keys=True)
         out[vs] = entry
         log.info("%s: HOTA %.1f IDF1 %.1f MOTA %.1f AP %s (%d sequences, %.1f s)", vs, entry["combined"]["HOTA"],
                  entry["combined"]["IDF1"], entry["combined"]["MOTA"],
