@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from builder.records import BuilderError
+from builder.errors import BuilderError
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,6 @@ chose are then read with ``read_sequence``; without it, each pool sequence is pa
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from importlib import metadata
@@ -35,9 +33,12 @@ from rich.progress import track
 
 from builder.budget import BudgetResult, PoolSequence, fill_budget, make_pool
 from builder.classmap import ClassMap, default_classmap_path
+from builder.errors import BuilderError, FormatError
+from builder.formats.build_layout import MANIFEST_NAME, read_build_manifest
+from builder.formats.files import sha256_file
 from builder.manifest import combine_digests, load_manifest, sequence_digest
 from builder.recipe import Recipe, SourceSpec, is_plain_name, load_recipe
-from builder.records import BuilderError, SequenceRecord, WarningCounter
+from builder.records import SequenceRecord, WarningCounter
 from builder.writer import BuildPlan, OutputSequence, recover_interrupted_swap, write_build
 
 DEFAULT_DATA_ROOT = "data/raw"
@@ -72,10 +73,6 @@ class SourcePlan:
     info: dict[str, Any]
     locked: dict[str, Any]
     budget: BudgetResult
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def open_adapter(spec: SourceSpec, recipe: Recipe, data_root: Path, warnings: WarningCounter):
@@ -143,13 +140,13 @@ def _replay_frames(build_root: Path, replay_from: str, source: str) -> dict[tupl
             of ``source``.
     """
     recover_interrupted_swap(build_root, replay_from)  # a rebuild killed mid-swap left it aside
-    path = build_root / replay_from / "build_manifest.json"
+    path = build_root / replay_from / MANIFEST_NAME
+    if not path.is_file():
+        raise BuilderError(f"replay_from {replay_from!r}: no build at {path}; build that stage first")
     try:
-        earlier = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BuilderError(f"replay_from {replay_from!r}: no build at {path}; build that stage first") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BuilderError(f"replay_from {replay_from!r}: {path} is not valid JSON ({exc})") from None
+        earlier = read_build_manifest(path.parent)
+    except FormatError as exc:
+        raise BuilderError(f"replay_from {replay_from!r}: {exc}") from None
     frames: dict[tuple[str, str], set[int]] = {}
     try:
         for entry in earlier["splits"]["train"].values():
@@ -292,7 +289,7 @@ def _source_info(spec: SourceSpec, classmap_path: Path, outputs: list[OutputSequ
     and locked sequences); ``classmap_sha256`` is the class map file's sha256.
     """
     return {"root": spec.root, "classmap": spec.classmap or f"conf/classmaps/{spec.name}.toml",
-            "classmap_sha256": _file_sha256(classmap_path),
+            "classmap_sha256": sha256_file(classmap_path),
             "manifest": spec.manifest or f"manifests/{spec.name}.json",
             "digest": combine_digests((o.dirname, o.digest) for o in outputs), "replay_from": spec.replay_from,
             "budget": {"requested": result.requested, "filled": result.filled, "partial": result.partial,

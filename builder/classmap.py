@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.records import IGNORE, BuilderError
+from builder.errors import BuilderError
+from builder.records import IGNORE
 
 #: Resolved target of a box that is removed (the class map says ``drop``).
 DROP = -1

@@ -10,8 +10,8 @@ Commands::
     python -m builder diagnose data/builds/demo_stage1       # data diagnostics (text summary + PNG)
 
 DATA_ROOT (default data/raw) and BUILD_ROOT (default data/builds) are read from the environment and
-overridden by ``--data-root`` / ``--build-root``. Exit codes: 0 success, 1 ``verify`` found problems,
-2 bad input (a one-line ``error:`` message, no traceback), 130 interrupted.
+overridden by ``--data-root`` / ``--build-root``. Exit codes (builder/errors.py): 0 success, 1 ``verify``
+found problems, 2 bad input (a one-line ``error:`` message on stderr, no traceback), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from builder.records import BuilderError
+from builder.errors import ArgumentParser, run_cli
 
 _ERR = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)  # messages hold [sources.x]
 # tables keep a readable width when the output is piped (rich falls back to 80 columns there)
@@ -33,10 +33,11 @@ _OUT = Console(highlight=False, soft_wrap=True, markup=False, width=None if sys.
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from builder.build import build
+    from builder.formats.build_layout import read_build_manifest
 
     out = build(args.recipe, data_root=args.data_root, build_root=args.build_root, seed=args.seed,
                 out_name=args.out, progress=not args.quiet and sys.stdout.isatty())
-    manifest = json.loads((out / "build_manifest.json").read_text())
+    manifest = read_build_manifest(out)
     for split, per_source in manifest["counts"].items():
         parts = ", ".join(f"{s} {c['sequences']} seqs / {c['frames']} frames" for s, c in per_source.items())
         _OUT.print(f"{split:5s}: {parts or '-'}")
@@ -98,20 +99,35 @@ def _cmd_lock(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from builder.synth import write_synth
+    from builder.synth import get_scale, write_synth
 
-    roots = write_synth(Path(args.out), scale=args.scale, seed=args.seed, overwrite=args.overwrite,
-                        progress=sys.stdout.isatty())
-    for name, root in sorted(roots.items()):
-        _OUT.print(f"{name}: {root}")
+    written = write_synth(Path(args.out), scale=args.scale, seed=args.seed, sources=args.sources,
+                          overwrite=args.overwrite, progress=not args.quiet and sys.stdout.isatty())
+    for source, path in written.items():
+        splits = ", ".join(f"{p.split} {p.sequences}x{p.frames}" for p in get_scale(args.scale).plan(source))
+        _OUT.print(f"{source}: {path} ({splits} sequences x frames)")
     return 0
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
-    from builder.diagnose import main as diagnose_main
+    from builder.diagnose import write_diagnostics
 
-    result = diagnose_main(Path(args.build), out=args.out)
-    return result if isinstance(result, int) else 0
+    return write_diagnostics(Path(args.build), out=args.out, images_per_seq=args.images_per_seq)
+
+
+def _add_synth(sub) -> None:
+    from builder.synth import SCALES, SOURCES
+
+    p = sub.add_parser("synth", help="write synthetic raw datasets in the official layouts")
+    p.add_argument("out", help="output folder; sources go to <out>/<source>/ (e.g. data/synth)")
+    p.add_argument("--scale", choices=list(SCALES), default="demo",
+                   help="data size: tiny (tests, ~1 s) or demo (make demo, ~10 s) (default: demo)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES),
+                   help="sources to write (default: all)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing <out>/<source> folders")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_synth)
 
 
 def _add_build(sub) -> None:
@@ -143,8 +159,8 @@ def _add_lock(sub) -> None:
 
 def make_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``python -m builder`` (one subcommand per command)."""
-    parser = argparse.ArgumentParser(prog="python -m builder", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m builder", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_build(sub)
     p = sub.add_parser("stats", help="per-split counts of a raw source")
@@ -157,32 +173,24 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("build")
     p.set_defaults(func=_cmd_verify)
     _add_lock(sub)
-    p = sub.add_parser("synth", help="write synthetic raw datasets in the official layouts")
-    p.add_argument("out")
-    p.add_argument("--scale", choices=["tiny", "demo"], default="demo")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true", help="replace existing out/<source> folders")
-    p.set_defaults(func=_cmd_synth)
+    _add_synth(sub)
     p = sub.add_parser("diagnose", help="data diagnostics of a build (text summary and a PNG)")
     p.add_argument("build")
     p.add_argument("--out", help="output folder or .png path (default <build>/diagnostics)")
+    p.add_argument("--images-per-seq", type=int, default=5,
+                   help="frames sampled per sequence for image statistics (default 5)")
     p.set_defaults(func=_cmd_diagnose)
     return parser
 
 
+def _main(argv: Sequence[str] | None) -> int:
+    args = make_parser().parse_args(argv)
+    return args.func(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 verify problems, 2 bad input, 130 interrupted)."""
-    from builder.sources import SourceNotRegisteredError
-
-    args = make_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (BuilderError, SourceNotRegisteredError) as exc:
-        _ERR.print(f"error: {exc}")
-        return 2
-    except KeyboardInterrupt:
-        _ERR.print("interrupted")
-        return 130
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Run::
 
     python -m builder diagnose data/builds/demo_stage1                 # summary + <build>/diagnostics/
     python -m builder diagnose data/builds/stage1 --out reports/        # PNG and JSON into reports/
-    python -m builder.diagnose data/builds/stage1 --images-per-seq 10
+    python -m builder diagnose data/builds/stage1 --images-per-seq 10
 
 Reads only the build's files (DESIGN.md build layout): ``build_manifest.json`` (class list),
 ``<split>/<seq>/seqinfo.ini``, ``gt/gt.txt`` (rows ``frame,id,x,y,w,h,conf,class,visibility``, xywh pixels,
@@ -24,9 +24,6 @@ conf 0 = ignore region) and a sample of ``img1/`` frames. Reports, per split:
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,11 +36,11 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from builder.records import BuilderError
-from builder.sources.motchallenge import SeqInfo, read_seqinfo
-from builder.writer import read_gt_rows
+from builder.errors import BuilderError
+from builder.formats.build_layout import BUILD_SPLITS, build_classes, read_build_gt, val_set_of
+from builder.formats.files import write_json
+from builder.formats.motchallenge import SeqInfo, read_seqinfo
 
-SPLITS = ("train", "val", "test")
 #: COCO area bins (pixels^2): small < 32^2 <= medium < 96^2 <= large (pycocotools COCOeval areaRng).
 SMALL_MAX_AREA = 32**2
 MEDIUM_MAX_AREA = 96**2
@@ -81,28 +78,6 @@ class _SplitStats:
             self.examples.append(text)
 
 
-def _read_seqinfo(path: Path) -> SeqInfo:
-    """A build sequence's seqinfo.ini (the MOTChallenge reader); size and length must be present."""
-    info = read_seqinfo(path)
-    if info is None:
-        raise BuilderError(f"{path}: missing (expected a MOTChallenge seqinfo.ini in every build sequence)")
-    for key, value in (("seqLength", info.seq_length), ("imWidth", info.width), ("imHeight", info.height)):
-        if not value or value <= 0:
-            raise BuilderError(f"{path}: [Sequence] {key} must be a positive integer, got {value!r}")
-    return info
-
-
-def _class_names(build: Path) -> list[str]:
-    manifest = build / "build_manifest.json"
-    if not manifest.is_file():
-        return []
-    try:
-        classes = json.loads(manifest.read_text()).get("classes", [])
-    except json.JSONDecodeError as err:
-        raise BuilderError(f"{manifest}: invalid JSON at line {err.lineno}: {err.msg}") from None
-    return [str(c) for c in classes]
-
-
 def _class_name(cls: int, classes: Sequence[str]) -> str:
     return classes[cls - 1] if 1 <= cls <= len(classes) else f"class {cls}"
 
@@ -121,7 +96,7 @@ def _box_checks(stats: _SplitStats, gt: np.ndarray, width: int, height: int, whe
 
 
 def _image_checks(stats: _SplitStats, seq_dir: Path, info: SeqInfo, source: str, images_per_seq: int) -> None:
-    length, ext = info.seq_length, info.im_ext or ".jpg"
+    length, ext = info.length, info.im_ext or ".jpg"
     expected = (info.width, info.height)
     frames = np.unique(np.linspace(1, length, num=min(images_per_seq, length)).round().astype(int))
     for f in frames if images_per_seq > 0 else []:
@@ -140,10 +115,10 @@ def _image_checks(stats: _SplitStats, seq_dir: Path, info: SeqInfo, source: str,
 
 
 def _add_sequence(stats: _SplitStats, seq_dir: Path, classes: Sequence[str], images_per_seq: int) -> None:
-    info = _read_seqinfo(seq_dir / "seqinfo.ini")
-    source = info.raw.get("source") or seq_dir.name.split("__")[0]
-    length, width, height = info.seq_length, info.width, info.height
-    gt = read_gt_rows(seq_dir / "gt" / "gt.txt")
+    info = read_seqinfo(seq_dir / "seqinfo.ini")
+    source = info.extra.get("source") or val_set_of(seq_dir.name)
+    length, width, height = info.length, info.width, info.height
+    gt = read_build_gt(seq_dir / "gt" / "gt.txt")
     stats.sequences[source] += 1
     stats.frames[source] += length
     _box_checks(stats, gt, width, height, seq_dir / "gt" / "gt.txt")
@@ -212,16 +187,16 @@ def collect(build_dir: Path | str, *, images_per_seq: int = DEFAULT_IMAGES_PER_S
     build = Path(build_dir)
     if not build.is_dir():
         raise BuilderError(f"{build}: not a directory (expected a build made by `python -m builder build`)")
-    classes = _class_names(build)
+    classes = build_classes(build)
     raw: dict[str, _SplitStats] = {}
-    for split in SPLITS:
+    for split in BUILD_SPLITS:
         seqs = sorted(p for p in (build / split).glob("*") if (p / "seqinfo.ini").is_file())
         if seqs:
             raw[split] = _SplitStats()
             for seq in seqs:
                 _add_sequence(raw[split], seq, classes, images_per_seq)
     if not raw:
-        raise BuilderError(f"{build}: no sequences found under {', '.join(SPLITS)} "
+        raise BuilderError(f"{build}: no sequences found under {', '.join(BUILD_SPLITS)} "
                            "(expected <split>/<seq>/seqinfo.ini)")
     summary = {"build": str(build), "classes": classes,
                "splits": {s: _summarise(st) for s, st in raw.items()}}
@@ -389,7 +364,7 @@ def diagnose(build_dir: Path | str, out_png: Path | str | None = None, *,
     return summary
 
 
-def main(build_dir: Path | str, out: Path | str | None = None, *,
+def write_diagnostics(build_dir: Path | str, out: Path | str | None = None, *,
          images_per_seq: int = DEFAULT_IMAGES_PER_SEQ) -> int:
     """Print the text summary and write ``diagnostics.png`` + ``diagnostics.json``; returns 0.
 
@@ -402,26 +377,7 @@ def main(build_dir: Path | str, out: Path | str | None = None, *,
     target = Path(out) if out is not None else build / "diagnostics"
     png = target if target.suffix.lower() == ".png" else target / "diagnostics.png"
     summary = diagnose(build, png, images_per_seq=images_per_seq)
-    png.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(png.with_suffix(".json"), summary)
     print(format_summary(summary))
     print(f"\nwrote {png} and {png.with_suffix('.json')}")
     return 0
-
-
-def cli(argv: Sequence[str] | None = None) -> int:
-    """``python -m builder.diagnose <build> [--out DIR|PNG] [--images-per-seq N]``; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m builder.diagnose", description=__doc__.split("\n\n")[0])
-    parser.add_argument("build", type=Path)
-    parser.add_argument("--out", type=Path, default=None, help="folder or .png (default <build>/diagnostics)")
-    parser.add_argument("--images-per-seq", type=int, default=DEFAULT_IMAGES_PER_SEQ,
-                        help=f"frames sampled per sequence for image statistics (default {DEFAULT_IMAGES_PER_SEQ})")
-    args = parser.parse_args(argv)
-    try:
-        return main(args.build, args.out, images_per_seq=args.images_per_seq)
-    except BuilderError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(cli())

@@ -28,7 +28,6 @@ digest from the build alone.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,7 +37,9 @@ from typing import Any
 import numpy as np
 
 from builder.budget import seeded_rng
-from builder.records import IGNORE, BuilderError, FrameRecord
+from builder.errors import BuilderError
+from builder.formats.files import MissingFileError, read_json, write_json
+from builder.records import IGNORE, FrameRecord
 
 _DIGEST_VERSION = b"motcurriculum-sequence-digest-v2\n"
 _MANIFEST_KEYS = {"source", "official_split_of_locked", "seed", "created_by", "rule", "val", "test"}
@@ -180,13 +181,10 @@ def load_manifest(path: str | Path, source: str | None = None) -> Manifest:
             a ``source`` other than ``source``, or a sequence locked twice.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise BuilderError(f"{path}: manifest not found (create it with `python -m builder lock "
-                           f"{source or '<source>'}`)") from exc
-    except json.JSONDecodeError as exc:
-        raise BuilderError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
+    if not path.is_file():
+        raise MissingFileError(f"{path}: manifest not found (create it with `python -m builder lock "
+                               f"{source or '<source>'}`)")
+    data = read_json(path, expect=None, what="a locked-split manifest")
     if not isinstance(data, dict) or set(data) - _MANIFEST_KEYS or "source" not in data:
         keys = sorted(set(data) - _MANIFEST_KEYS) if isinstance(data, dict) else data
         raise BuilderError(f"{path}: unexpected manifest keys {keys}; valid keys: {', '.join(sorted(_MANIFEST_KEYS))}"
@@ -207,11 +205,7 @@ def load_manifest(path: str | Path, source: str | None = None) -> Manifest:
 
 def save_manifest(manifest: Manifest, path: str | Path) -> None:
     """Write ``manifest`` as indented JSON with a trailing newline (stable bytes for the same content)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")
-    tmp.replace(path)
+    write_json(path, manifest.to_dict())
 
 
 def draw_locked(names: Sequence[str], n_val: int, n_test: int, *, seed: int, source: str

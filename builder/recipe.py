@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from builder.records import BuilderError
+from builder.errors import BuilderError
 
 #: Recipe top-level keys -> (expected Python type(s), required).
 _TOP_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from builder.errors import BuilderError
+
 #: Unified class id of an ignore region (a box that is neither a positive nor a negative).
 IGNORE = 0
 
@@ -113,10 +115,6 @@ class WarningCounter:
     def as_dict(self) -> dict[str, int]:
         """Counts as a plain dict sorted by kind (deterministic JSON)."""
         return {k: int(self.counts[k]) for k in sorted(self.counts)}
-
-
-class BuilderError(Exception):
-    """Bad input or an impossible request; the message names the file, line or key and what was expected."""
 
 
 def check_sequence_name(name: str, where: str) -> str:

@@ -50,7 +50,7 @@ def compute_stats(source: str, root: str | Path, *, classmap_path: str | Path | 
         "warnings": {kind: n}}}}``, every count an int; splits in the adapter's order.
 
     Raises:
-        SourceNotRegisteredError: unknown ``source``.
+        NotRegisteredError: unknown ``source``.
         BuilderError: bad class map or bad input (see builder/sources/base.py).
     """
     adapter_cls = get_source(source)

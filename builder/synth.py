@@ -36,15 +36,13 @@ Determinism: every sequence draws from ``numpy.random.default_rng([seed, source 
 index])``, so label files and JPEG images (fixed quality, OpenCV's encoder) are byte-identical for the same
 seed and scale, and a source's data does not depend on which other sources are written.
 
-Run: ``python -m builder synth data/raw --scale demo`` (or ``python -m builder.synth``; see :func:`synth_main`).
+Run: ``python -m builder synth data/synth --scale demo`` (builder/cli.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import sys
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -56,7 +54,7 @@ from types import MappingProxyType
 import cv2
 import numpy as np
 
-from builder.records import BuilderError
+from builder.errors import BuilderError, NotRegisteredError
 from builder.synth_render import ActorType, Instance, SceneSpec, clip_box, render_frames, simulate
 
 #: Sources :func:`write_synth` can write, in its default order.
@@ -109,12 +107,11 @@ class SynthScale:
     jpeg_quality: int = 90
 
     def plan(self, source: str) -> tuple[SplitPlan, ...]:
-        """The split plans of ``source``; ``KeyError`` listing the planned sources if it has none."""
+        """The split plans of ``source``; ``NotRegisteredError`` listing the planned sources if it has none."""
         for name, plans in self.plans:
             if name == source:
                 return plans
-        raise KeyError(f"scale {self.name!r} has no plan for source {source!r}; planned: "
-                       f"{', '.join(n for n, _ in self.plans)}")
+        raise NotRegisteredError.of(f"source (in scale {self.name!r})", source, (n for n, _ in self.plans))
 
 
 def _plans(**per_source: Sequence[tuple[str, int, int]]) -> tuple[tuple[str, tuple[SplitPlan, ...]], ...]:
@@ -145,11 +142,11 @@ SCALES = MappingProxyType({
 
 
 def get_scale(name: str) -> SynthScale:
-    """The :class:`SynthScale` called ``name``; ``KeyError`` listing the valid names otherwise."""
+    """The :class:`SynthScale` called ``name``; ``NotRegisteredError`` listing the valid names otherwise."""
     try:
         return SCALES[name]
     except KeyError:
-        raise KeyError(f"unknown synth scale {name!r}; valid scales: {', '.join(SCALES)}") from None
+        raise NotRegisteredError.of("synth scale", name, SCALES) from None
 
 
 # --- scenes ------------------------------------------------------------------------------------------------
@@ -183,7 +180,7 @@ def scene_spec(source: str, objects: tuple[int, int]) -> SceneSpec:
                   (ActorType("8", "person", 1.0, static=True, flags=frozenset({"distractor"})), 0.6),
                   (ActorType("3", "car", 1.0, static=True), 0.5))
         return SceneSpec("street", types, objects, speed=0.012, extras=extras)
-    raise KeyError(f"unknown synth source {source!r}; valid sources: {', '.join(SOURCES)}")
+    raise NotRegisteredError.of("synth source", source, SOURCES)
 
 
 @dataclass(frozen=True)
@@ -420,14 +417,14 @@ def write_synth(out: str | Path, *, scale: str = "tiny", seed: int = 0, sources:
         ``{source: out/source}`` for every written source.
 
     Raises:
-        KeyError: unknown scale or source (the message lists the valid names).
+        NotRegisteredError: unknown scale or source (the message lists the valid names).
         BuilderError: ``out/<source>`` already holds data and ``overwrite`` is false.
     """
     params = get_scale(scale)
     sources = list(dict.fromkeys(sources))
     for source in sources:
         if source not in SOURCES:
-            raise KeyError(f"unknown synth source {source!r}; valid sources: {', '.join(SOURCES)}")
+            raise NotRegisteredError.of("synth source", source, SOURCES)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _check_targets(out, sources, overwrite)
@@ -442,46 +439,3 @@ def write_synth(out: str | Path, *, scale: str = "tiny", seed: int = 0, sources:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {source: out / source for source in sources}
-
-
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    """Add the ``synth`` arguments to ``parser`` (a new one when None), e.g. a ``builder`` sub-command parser."""
-    parser = parser or argparse.ArgumentParser(prog="python -m builder synth", description=__doc__.split("\n")[0])
-    parser.add_argument("out", type=Path, help="output folder; sources go to <out>/<source>/ (e.g. data/raw)")
-    parser.add_argument("--scale", default="demo", choices=list(SCALES),
-                        help="data size: tiny (tests, ~1 s) or demo (make demo, ~10 s) (default: demo)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES),
-                        help="sources to write (default: all)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing source folders")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``synth`` from parsed arguments (see :func:`build_parser`); print one line per source; exit code."""
-    try:
-        written = write_synth(args.out, scale=args.scale, seed=args.seed, sources=args.sources,
-                              overwrite=args.overwrite, progress=not args.quiet)
-    except (BuilderError, KeyError) as err:
-        print(f"synth: error: {err.args[0] if err.args else err}", file=sys.stderr)
-        return 2
-    params = get_scale(args.scale)
-    for source, path in written.items():
-        splits = ", ".join(f"{p.split} {p.sequences}x{p.frames}" for p in params.plan(source))
-        print(f"{source}: {path} ({splits} sequences x frames)")
-    return 0
-
-
-def synth_main(argv: Sequence[str] | None = None) -> int:
-    """``python -m builder synth <out> [--scale tiny|demo] [--seed N] [--sources ...] [--overwrite] [--quiet]``.
-
-    The command line defaults to the ``demo`` scale (the data users train on); :func:`write_synth` defaults to
-    ``tiny`` (what tests want). Example: ``python -m builder synth data/raw --scale demo --seed 0``. Returns the exit code (0 ok, 2 bad
-    request); never calls ``sys.exit`` itself.
-    """
-    return run(build_parser().parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(synth_main())

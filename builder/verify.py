@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,10 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from builder.errors import BuilderError
+from builder.formats.build_layout import BUILD_SPLITS, MANIFEST_NAME, read_build_gt, read_build_manifest
+from builder.formats.files import MissingFileError, read_json
+from builder.formats.motchallenge import read_seqinfo, read_seqmap
 from builder.manifest import combine_digests, default_manifest_path, load_manifest, sequence_digest
-from builder.records import IGNORE, BuilderError, FrameRecord
-from builder.sources.motchallenge import read_seqinfo
-from builder.writer import BUILD_SPLITS, read_gt_rows
+from builder.records import IGNORE, FrameRecord
 
 
 @dataclass
@@ -65,14 +66,9 @@ _REQUIRED_KEYS = ("classes", "splits", "counts", "digests", "sources", "locked")
 class _Verifier:
     def __init__(self, build_dir: Path):
         self.dir = build_dir
-        path = build_dir / "build_manifest.json"
-        try:
-            self.m: dict[str, Any] = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise BuilderError(f"{build_dir}: not a build (no build_manifest.json)") from None
-        except json.JSONDecodeError as exc:
-            raise BuilderError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-        missing = [k for k in _REQUIRED_KEYS if not isinstance(self.m, dict) or k not in self.m]
+        path = build_dir / MANIFEST_NAME
+        self.m: dict[str, Any] = read_build_manifest(build_dir)
+        missing = [k for k in _REQUIRED_KEYS if k not in self.m]
         if missing:
             raise BuilderError(f"{path}: not a build manifest, lacks key(s) {', '.join(missing)}")
         bad = [f"{k}.{s}" for k in ("splits", "counts", "digests") for s in BUILD_SPLITS
@@ -94,12 +90,13 @@ class _Verifier:
             self.problem(f"{split}/{name}: directory missing")
             return None
         n = len(entry["frames"])
-        info = read_seqinfo(d / "seqinfo.ini")
-        if info is None:
+        try:
+            info = read_seqinfo(d / "seqinfo.ini")
+        except MissingFileError:
             self.problem(f"{split}/{name}/seqinfo.ini: missing")
             return None
-        if info.seq_length != n:
-            self.problem(f"{split}/{name}/seqinfo.ini: seqLength {info.seq_length}, manifest has {n} frames")
+        if info.length != n:
+            self.problem(f"{split}/{name}/seqinfo.ini: seqLength {info.length}, manifest has {n} frames")
         ext = info.im_ext or ""
         links = [d / "img1" / f"{k:08d}{ext}" for k in range(1, n + 1)]
         if len(os.listdir(d / "img1")) != n:
@@ -108,7 +105,7 @@ class _Verifier:
         if broken:
             self.problem(f"{split}/{name}/img1: {len(broken)} link(s) do not resolve, e.g. {broken[0]}")
             return None
-        gt = read_gt_rows(d / "gt" / "gt.txt")
+        gt = read_build_gt(d / "gt" / "gt.txt")
         if len(gt) and (gt[:, 0].min() < 1 or gt[:, 0].max() > n):
             self.problem(f"{split}/{name}/gt/gt.txt: frame numbers outside 1..{n}")
         self.gt[split, name] = gt
@@ -169,7 +166,7 @@ class _Verifier:
     def check_coco(self, split: str) -> None:
         """annotations/<split>.json: videos, images per video and boxes agree with gt.txt."""
         path = self.dir / "annotations" / f"{split}.json"
-        coco = json.loads(path.read_text())
+        coco = read_json(path, what="COCO-VID annotations")
         videos = {v["id"]: v["name"] for v in coco["videos"]}
         if sorted(videos.values()) != sorted(self.m["splits"][split]):
             self.problem(f"{path}: videos differ from the {split} sequences")
@@ -198,8 +195,9 @@ class _Verifier:
     def check_seqmap(self, split: str) -> None:
         """seqmaps/<split>.txt: a ``name`` header, then exactly the split's directories."""
         path = self.dir / "seqmaps" / f"{split}.txt"
-        lines = path.read_text().split() if path.exists() else []
-        if lines[:1] != ["name"] or sorted(lines[1:]) != sorted(self.m["splits"][split]):
+        header = path.read_text(encoding="utf-8").splitlines()[:1] if path.is_file() else []
+        names = read_seqmap(path) if header == ["name"] else None
+        if names is None or sorted(names) != sorted(self.m["splits"][split]):
             self.problem(f"{path}: does not list the {split} sequences under a 'name' header")
 
     def check_no_locked_in_train(self) -> None:
@@ -239,7 +237,7 @@ class _Verifier:
             self.check_counts(split)
             try:
                 self.check_coco(split)
-            except (OSError, ValueError, KeyError) as exc:
+            except (OSError, ValueError, KeyError, BuilderError) as exc:
                 self.problem(f"annotations/{split}.json: unreadable or inconsistent ({exc!r})")
             self.check_seqmap(split)
         return self.report

@@ -29,7 +29,6 @@ positives), per_class}}}) and ``digests`` ({split: ``combine_digests`` of its (d
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -41,10 +40,11 @@ from typing import Any
 import numpy as np
 from rich.progress import track
 
+from builder.formats.build_layout import BUILD_SPLITS, MANIFEST_NAME
+from builder.formats.files import write_json
+from builder.formats.motchallenge import seqinfo_text, write_seqmap
 from builder.manifest import combine_digests, quantize_boxes, sequence_digest
-from builder.records import IGNORE, BuilderError, FrameRecord, SequenceRecord
-
-BUILD_SPLITS = ("train", "val", "test")
+from builder.records import IGNORE, FrameRecord, SequenceRecord
 
 
 @dataclass(frozen=True)
@@ -87,10 +87,6 @@ class BuildPlan:
     classes: tuple[str, ...]
     sequences: list[OutputSequence]
     manifest: dict[str, Any]
-
-
-def _fmt_num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:.6g}"
 
 
 @dataclass(frozen=True)
@@ -143,14 +139,14 @@ def gt_text(t: GtTable) -> str:
                    in zip(*cols, strict=True))
 
 
-def seqinfo_text(seq: OutputSequence) -> str:
+def sequence_seqinfo(seq: OutputSequence) -> str:
     """seqinfo.ini of an output sequence (MOTChallenge keys plus source, rawSequence, rawFrames)."""
     rec = seq.record
     first, last = seq.frames[0].index, seq.frames[-1].index
-    return ("[Sequence]\n"
-            f"name={seq.dirname}\nimDir=img1\nframeRate={_fmt_num(rec.frame_rate / seq.stride)}\n"
-            f"seqLength={len(seq.frames)}\nimWidth={rec.width}\nimHeight={rec.height}\nimExt={rec.image_ext}\n"
-            f"source={seq.source}\nrawSequence={rec.name}\nrawFrames={first}:{last}:{seq.stride}\n")
+    return seqinfo_text(seq.dirname, frame_rate=rec.frame_rate / seq.stride, length=len(seq.frames),
+                        width=rec.width, height=rec.height, im_ext=rec.image_ext,
+                        extra={"source": seq.source, "rawSequence": rec.name,
+                               "rawFrames": f"{first}:{last}:{seq.stride}"})
 
 
 def write_sequence(seq: OutputSequence, root: Path) -> GtTable:
@@ -163,7 +159,7 @@ def write_sequence(seq: OutputSequence, root: Path) -> GtTable:
         os.symlink(os.path.abspath(fr.image), f"{img1}/{k:08d}{ext}")
     table = gt_table(seq.frames)
     (d / "gt" / "gt.txt").write_text(gt_text(table))
-    (d / "seqinfo.ini").write_text(seqinfo_text(seq))
+    (d / "seqinfo.ini").write_text(sequence_seqinfo(seq))
     return table
 
 
@@ -224,11 +220,6 @@ def _count(seqs: Iterable[OutputSequence], classes: Sequence[str]) -> dict:
     return {s: out[s] for s in sorted(out)}
 
 
-def _write_json(path: Path, data: Any, indent: int | None = None) -> None:
-    path.write_text(json.dumps(data, sort_keys=True, indent=indent,
-                               separators=None if indent else (",", ":")) + "\n")
-
-
 def write_contents(plan: BuildPlan, root: Path, *, progress: bool = False) -> dict:
     """Write every sequence, COCO JSON, seqmaps and build_manifest.json under ``root``; return the manifest."""
     seqs = sorted(plan.sequences, key=lambda s: (BUILD_SPLITS.index(s.split), s.dirname))
@@ -248,15 +239,15 @@ def write_contents(plan: BuildPlan, root: Path, *, progress: bool = False) -> di
     (root / "annotations").mkdir()
     (root / "seqmaps").mkdir()
     for s in BUILD_SPLITS:
-        _write_json(root / "annotations" / f"{s}.json", coco[s].to_dict())
-        (root / "seqmaps" / f"{s}.txt").write_text("name\n" + "".join(f"{d}\n" for d in sorted(splits[s])))
+        write_json(root / "annotations" / f"{s}.json", coco[s].to_dict(), sort_keys=True, indent=None)
+        write_seqmap(root / "seqmaps" / f"{s}.txt", sorted(splits[s]))
     manifest = dict(plan.manifest) | {
         "classes": list(plan.classes),
         "splits": splits,
         "counts": {s: _count((q for q in seqs if q.split == s), plan.classes) for s in BUILD_SPLITS},
         "digests": {s: combine_digests(seq_digests[s]) for s in BUILD_SPLITS},
     }
-    _write_json(root / "build_manifest.json", manifest, indent=1)
+    write_json(root / MANIFEST_NAME, manifest, sort_keys=True, indent=1)
     return manifest
 
 
@@ -276,29 +267,6 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
             old.unlink()
         else:
             shutil.rmtree(old)
-
-
-def read_gt_rows(path: Path) -> np.ndarray:
-    """gt.txt -> (N, 9) float64 rows ``frame,id,x,y,w,h,conf,class,visibility`` (xywh pixels).
-
-    Raises:
-        BuilderError: the file is missing, a row is not 9 numeric comma-separated values (names file:line).
-    """
-    if not path.is_file():
-        raise BuilderError(f"{path}: missing (every build sequence has gt/gt.txt)")
-    rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            values = [float(v) for v in line.split(",")]
-        except ValueError:
-            raise BuilderError(f"{path}:{lineno}: non-numeric value in {line!r}") from None
-        if len(values) != 9:
-            raise BuilderError(f"{path}:{lineno}: expected 9 columns frame,id,x,y,w,h,conf,class,visibility, "
-                               f"got {len(values)}")
-        rows.append(values)
-    return np.asarray(rows, np.float64).reshape(-1, 9)
 
 
 def recover_interrupted_swap(build_root: Path, name: str) -> Path | None:

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from builder.budget import PoolSequence, candidate_clips, fill_budget, make_pool
-from builder.records import BuilderError
+from builder.errors import BuilderError
 
 
 def _pool(n_seqs: int, n_frames: int) -> list[PoolSequence]:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from builder.classmap import DROP, ClassMap, default_classmap_path
-from builder.records import IGNORE, BuilderError
+from builder.errors import BuilderError
+from builder.records import IGNORE
 
 CLASSES = ("person", "vehicle")
 PERSON, VEHICLE = 1, 2  # 1-based positions in CLASSES

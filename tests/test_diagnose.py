@@ -8,8 +8,9 @@ import cv2
 import pytest
 from run_fixtures import write_tiny_build
 
-from builder.diagnose import MEDIUM_MAX_AREA, SMALL_MAX_AREA, cli, diagnose, main
-from builder.records import BuilderError
+from builder.cli import main as builder_main
+from builder.diagnose import MEDIUM_MAX_AREA, SMALL_MAX_AREA, diagnose, write_diagnostics
+from builder.errors import BuilderError
 
 LENGTH = 6  # frames per sequence of write_tiny_build
 
@@ -44,7 +45,7 @@ def test_counts_of_hand_made_build(hand_build):
 
 def test_png_and_json_written(hand_build, tmp_path, capsys):
     out = tmp_path / "diag"
-    assert main(hand_build, out=out) == 0
+    assert write_diagnostics(hand_build, out=out) == 0
     image = cv2.imread(str(out / "diagnostics.png"))
     assert image is not None and image.shape == (900, 1600, 3)
     assert image.std() > 10  # not a blank canvas
@@ -56,18 +57,18 @@ def test_png_and_json_written(hand_build, tmp_path, capsys):
 
 def test_png_path_and_cli(hand_build, tmp_path):
     png = tmp_path / "x" / "d.png"
-    assert cli([str(hand_build), "--out", str(png), "--images-per-seq", "1"]) == 0
+    assert builder_main(["diagnose", str(hand_build), "--out", str(png), "--images-per-seq", "1"]) == 0
     assert png.is_file() and png.with_suffix(".json").is_file()
-    assert cli([str(tmp_path / "missing")]) == 2
+    assert builder_main(["diagnose", str(tmp_path / "missing")]) == 2
 
 
 def test_bad_build_errors_name_the_file(tmp_path, hand_build):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(BuilderError, match="no sequences found"):
+    with pytest.raises(BuilderError, match="no build manifest"):
         diagnose(tmp_path / "empty")
     gt = hand_build / "val" / "synthA__a2" / "gt" / "gt.txt"
     gt.write_text(gt.read_text() + "7,1,2,3\n")
-    with pytest.raises(BuilderError, match=rf"{gt}:{3 * LENGTH + 1}: expected 9 columns"):
+    with pytest.raises(BuilderError, match=rf"{gt}:{3 * LENGTH + 1}: expected 9 to 10 columns"):
         diagnose(hand_build)
 
 

@@ -11,7 +11,8 @@ from conftest import REALDATA, REPO
 
 from builder.cli import main
 from builder.manifest import draw_locked, load_manifest, sequence_digest
-from builder.records import BuilderError, FrameRecord
+from builder.errors import BuilderError
+from builder.records import FrameRecord
 from builder.synth import get_scale, sequence_names
 
 
@@ -98,7 +99,7 @@ def test_manifest_errors(tmp_path):
     with pytest.raises(BuilderError, match="unexpected manifest keys \\['vall'\\]; valid keys"):
         load_manifest(bad)
     bad.write_text('{"source": "x",\n "val": [}')
-    with pytest.raises(BuilderError, match=r"m\.json:2: invalid JSON"):
+    with pytest.raises(BuilderError, match=r"m\.json:2:\d+: malformed JSON"):
         load_manifest(bad)
     bad.write_text('{"source": "x"}')
     with pytest.raises(BuilderError, match="for source 'x', expected 'y'"):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from builder.budget import PoolSequence, fill_budget, make_pool
 from builder.build import read_pool
 from builder.recipe import SourceSpec
-from builder.records import BuilderError
+from builder.errors import BuilderError
 
 
 @st.composite

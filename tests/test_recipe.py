@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from builder.recipe import load_recipe, parse_recipe
-from builder.records import BuilderError
+from builder.errors import BuilderError
 
 REPO = Path(__file__).resolve().parents[1]
 

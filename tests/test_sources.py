@@ -8,8 +8,10 @@ import pytest
 from PIL import Image
 
 from builder.classmap import ClassMap, default_classmap_path
-from builder.records import IGNORE, BuilderError, WarningCounter
-from builder.sources import SOURCES, SourceNotRegisteredError, get_source, missing_images, register
+from builder.errors import BuilderError
+from builder.records import IGNORE, WarningCounter
+from builder.errors import NotRegisteredError
+from builder.sources import SOURCES, get_source, missing_images, register
 from builder.sources.base import SourceAdapter
 
 CLASSES = ("person", "vehicle")
@@ -84,9 +86,8 @@ def test_registry_lists_builtin_sources():
 
 
 def test_unknown_source_lists_available():
-    with pytest.raises(KeyError) as err:
+    with pytest.raises(NotRegisteredError) as err:
         get_source("kitti")
-    assert isinstance(err.value, SourceNotRegisteredError)
     assert str(err.value) == "source 'kitti' is not registered! Available: bdd100k, dancetrack, mot17, visdrone"
 
 

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from builder.classmap import ClassMap, default_classmap_path
-from builder.records import IGNORE, BuilderError, WarningCounter
+from builder.errors import BuilderError
+from builder.records import IGNORE, WarningCounter
 from builder.sources import get_source
 from builder.sources.base import duplicate_track_ids
 
@@ -66,14 +67,14 @@ def test_malformed_text_row_names_file_and_line(tmp_path):
 
 def test_wrong_column_count_names_line_and_expected_columns(tmp_path):
     src, path = mot_source(tmp_path, "1,1,1,1,5,5,1,1,1\n\n1,2,1,1,5,5,1\n")
-    with pytest.raises(BuilderError, match=rf"{path}:3: expected 9 columns \(frame,id,x,y,w,h,conf,class,"
-                                           r"visibility\), got 7"):
+    with pytest.raises(BuilderError, match=rf"{path}:3: expected 9 to 10 columns \(frame,id,x,y,w,h,conf,class,"
+                                           r"visibility,extra\), got 7"):
         src.read_sequence("train", "seq")
 
 
 def test_every_row_with_wrong_column_count(tmp_path):
     src, path = mot_source(tmp_path, "1,1,1,1,5,5,1\n")  # consistent but 7 columns: det.txt, not gt.txt
-    with pytest.raises(BuilderError, match=rf"{path}:1: expected 9 columns"):
+    with pytest.raises(BuilderError, match=rf"{path}:1: expected 9 to 10 columns"):
         src.read_sequence("train", "seq")
 
 
@@ -146,7 +147,7 @@ def test_malformed_seqinfo_value_names_key(tmp_path):
     src, _ = mot_source(tmp_path, "")
     ini = tmp_path / "train" / "seq" / "seqinfo.ini"
     ini.write_text(ini.read_text().replace("seqLength=5", "seqLength=five"))
-    with pytest.raises(BuilderError, match=rf"{ini}: key 'seqLength' must be a number, got 'five'"):
+    with pytest.raises(BuilderError, match=rf"{ini}: \[Sequence\] seqLength='five' is not a number"):
         src.read_sequence("train", "seq")
 
 

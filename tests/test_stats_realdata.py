@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from builder.sources import SourceNotRegisteredError
+from builder.errors import NotRegisteredError
 from builder.stats import compute_stats, render_stats
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
@@ -82,5 +82,5 @@ def test_render_stats_has_a_row_per_split(tmp_path):
 
 
 def test_unknown_source():
-    with pytest.raises(SourceNotRegisteredError, match="Available: bdd100k, dancetrack, mot17, visdrone"):
+    with pytest.raises(NotRegisteredError, match="Available: bdd100k, dancetrack, mot17, visdrone"):
         compute_stats("kitti", ".")

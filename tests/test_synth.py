@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from builder import synth
-from builder.records import BuilderError
-from builder.synth import DANCETRACK_SPLITS, SCALES, SOURCES, get_scale, synth_main, write_synth
+from builder.cli import main as builder_main
+from builder.errors import BuilderError, NotRegisteredError
+from builder.synth import DANCETRACK_SPLITS, SCALES, SOURCES, get_scale, write_synth
 from builder.synth_render import AERIAL_SHAPES, GROUND_SHAPES, ActorType, Instance, Look, draw_instance
 
 TINY = SCALES["tiny"]
@@ -95,9 +96,9 @@ def test_scales_are_frozen_and_follow_the_plan() -> None:
 
 
 def test_unknown_scale_and_source_list_the_valid_names(tmp_path: Path) -> None:
-    with pytest.raises(KeyError, match="valid scales: tiny, demo"):
+    with pytest.raises(NotRegisteredError, match="synth scale 'huge' is not registered! Available: demo, tiny"):
         write_synth(tmp_path, scale="huge")
-    with pytest.raises(KeyError, match="valid sources: bdd100k, dancetrack, visdrone, mot17"):
+    with pytest.raises(NotRegisteredError, match="Available: bdd100k, dancetrack, mot17, visdrone"):
         write_synth(tmp_path, sources=["kitti"])
     assert list(tmp_path.iterdir()) == []
 
@@ -330,10 +331,10 @@ def test_written_frames_match_the_plan(root: Path) -> None:
 
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert synth_main([str(tmp_path), "--seed", "3", "--sources", "mot17", "--quiet"]) == 0
+    assert builder_main(["synth", str(tmp_path), "--seed", "3", "--sources", "mot17", "--quiet"]) == 0
     assert "mot17: " in capsys.readouterr().out
     assert (tmp_path / "mot17" / "train").is_dir()
-    assert synth_main([str(tmp_path), "--sources", "mot17", "--quiet"]) == 2
+    assert builder_main(["synth", str(tmp_path), "--sources", "mot17", "--quiet"]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err
 
 

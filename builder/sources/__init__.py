@@ -19,10 +19,9 @@ from builder.sources import bdd100k, motchallenge, visdrone  # noqa: F401 - regi
 from builder.sources.base import (
     SOURCES,
     SourceAdapter,
-    SourceNotRegisteredError,
     get_source,
     missing_images,
     register,
 )
 
-__all__ = ["SOURCES", "SourceAdapter", "SourceNotRegisteredError", "get_source", "missing_images", "register"]
+__all__ = ["SOURCES", "SourceAdapter", "get_source", "missing_images", "register"]

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import io
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -50,7 +49,8 @@ from typing import ClassVar
 import numpy as np
 
 from builder.classmap import DROP, ClassMap
-from builder.records import BuilderError, FrameRecord, SequenceRecord, WarningCounter
+from builder.errors import BuilderError, NotRegisteredError
+from builder.records import FrameRecord, SequenceRecord, WarningCounter
 
 #: Registered adapters, name -> class. Filled by :func:`register` when builder.sources is imported.
 SOURCES: dict[str, type[SourceAdapter]] = {}
@@ -69,24 +69,16 @@ def register(name: str) -> Callable[[type[SourceAdapter]], type[SourceAdapter]]:
     return wrap
 
 
-class SourceNotRegisteredError(KeyError):
-    """``get_source`` was given a name that no adapter registered; the message lists the valid ones."""
-
-    def __str__(self) -> str:  # KeyError would print the repr of the message
-        return str(self.args[0])
-
-
 def get_source(name: str) -> type[SourceAdapter]:
     """The adapter class registered as ``name``.
 
     Raises:
-        SourceNotRegisteredError (a ``KeyError``): "source 'x' is not registered! Available: bdd100k, ...".
+        NotRegisteredError: "source 'x' is not registered! Available: bdd100k, ...".
     """
     try:
         return SOURCES[name]
     except KeyError:
-        raise SourceNotRegisteredError(
-            f"source {name!r} is not registered! Available: {', '.join(sorted(SOURCES))}") from None
+        raise NotRegisteredError.of("source", name, SOURCES) from None
 
 
 @dataclass
@@ -317,62 +309,6 @@ def duplicate_track_ids(frames: np.ndarray, track_ids: np.ndarray, among: np.nda
     again = (f[1:] == f[:-1]) & (t[1:] == t[:-1])
     dup[idx[order[1:][again]]] = True
     return dup
-
-
-def read_text_rows(path: Path, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Parse a comma-separated numeric file (MOTChallenge gt.txt, VisDrone annotations).
-
-    Args:
-        path: the file.
-        columns: the expected column names, in order (their count is enforced).
-
-    Returns:
-        ``(table, lines)``: (N, len(columns)) float64 values and (N,) int64 1-based line numbers. Blank
-        lines are skipped.
-
-    Raises:
-        BuilderError: "<file>:<line>: expected ... columns" or "... not a number" at the first bad line.
-    """
-    text = path.read_text(encoding="utf-8", errors="replace")
-    raw_lines = text.splitlines()
-    lines = np.array([i for i, s in enumerate(raw_lines, 1) if s.strip()], np.int64)
-    if lines.size == 0:
-        return np.zeros((0, len(columns))), lines
-    try:
-        table = np.loadtxt(io.StringIO(text), delimiter=",", ndmin=2, dtype=np.float64, comments=None)
-    except ValueError:
-        _raise_first_bad_line(path, raw_lines, columns)
-        raise
-    if table.shape[1] != len(columns):
-        _raise_first_bad_line(path, raw_lines, columns)
-    return table, lines
-
-
-def _raise_first_bad_line(path: Path, raw_lines: list[str], columns: Sequence[str]) -> None:
-    expected = f"{len(columns)} columns ({','.join(columns)})"
-    for no, line in enumerate(raw_lines, 1):
-        if not line.strip():
-            continue
-        fields = line.split(",")
-        if len(fields) != len(columns):
-            raise BuilderError(f"{path}:{no}: expected {expected}, got {len(fields)}: {line.strip()!r}")
-        for name, value in zip(columns, fields, strict=True):
-            try:
-                float(value)
-            except ValueError:
-                raise BuilderError(f"{path}:{no}: column {name!r} is not a number ({value.strip()!r}); "
-                                   f"expected {expected} of numbers") from None
-    raise BuilderError(f"{path}: could not parse as {expected} of comma-separated numbers")
-
-
-def check_integral(table: np.ndarray, lines: np.ndarray, path: Path, columns: Mapping[str, int]) -> None:
-    """Raise ``BuilderError`` at the first row whose named columns (name -> index) hold a non-integer."""
-    for name, col in columns.items():
-        values = table[:, col]
-        bad = values != np.round(values)
-        if bad.any():
-            row = int(np.argmax(bad))
-            raise BuilderError(f"{path}:{int(lines[row])}: column {name!r} must be an integer, got {values[row]}")
 
 
 def list_frame_images(folder: Path, ext: str | None = None) -> tuple[dict[int, str], int, str | None]:

@@ -24,7 +24,6 @@ and errors name a frame by its 1-based index (``frame N`` = frameIndex N - 1).
 
 from __future__ import annotations
 
-import json
 import re
 from itertools import chain
 from operator import itemgetter
@@ -32,7 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.records import BuilderError, SequenceRecord, check_sequence_name
+from builder.errors import BuilderError
+from builder.formats.files import read_json
+from builder.records import SequenceRecord, check_sequence_name
 from builder.sources.base import BoxRows, SourceAdapter, gc_paused, image_size, register
 
 #: Frame size of every BDD100K video, used when no image exists to read it from.
@@ -49,16 +50,6 @@ _FORMATS = {  # frame keys and attribute spelling per release
 _get_box = itemgetter("x1", "y1", "x2", "y2")
 #: The frame number of a Scalabel frame, as it appears in the raw bytes (see ``frame_indices``).
 _FRAME_INDEX = re.compile(rb'"frameIndex"\s*:\s*(-?\d+)')
-
-
-def load_json(path: Path) -> object:
-    """``json.loads`` of a file; a syntax error becomes ``BuilderError`` "<file>:<line>:<col>: ..."."""
-    try:
-        return json.loads(path.read_bytes())
-    except json.JSONDecodeError as err:
-        raise BuilderError(f"{path}:{err.lineno}:{err.colno}: malformed JSON: {err.msg}") from None
-    except UnicodeDecodeError as err:
-        raise BuilderError(f"{path}: not UTF-8 text ({err})") from None
 
 
 @register("bdd100k")
@@ -117,7 +108,7 @@ class BDD100KSource(SourceAdapter):
 
     @staticmethod
     def _frame_list(path: Path) -> list[dict]:
-        frames = load_json(path)
+        frames = read_json(path, expect=None, what="Scalabel box_track_20 labels")
         if not isinstance(frames, list) or not all(isinstance(f, dict) for f in frames):
             raise BuilderError(f"{path}: expected a JSON list of frame objects (Scalabel box_track_20)")
         return frames

@@ -25,71 +25,25 @@ attributes ``conf`` and ``visibility``.
 
 from __future__ import annotations
 
-import configparser
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from builder.records import BuilderError, SequenceRecord, check_sequence_name
+from builder.errors import BuilderError
+from builder.formats.motchallenge import SeqInfo, read_mot_file, read_seqinfo, xywh_to_xyxy
+from builder.records import SequenceRecord, check_sequence_name
 from builder.sources.base import (
     BoxRows,
     SourceAdapter,
-    check_integral,
     image_size,
     list_frame_images,
-    read_text_rows,
     register,
 )
 
-GT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "visibility")
+#: Columns a gt.txt row must have: frame,id,x,y,w,h,conf,class,visibility (a 10th is allowed and unused).
+GT_COLUMNS = 9
 _OFFICIAL_SPLITS = ("train", "val", "test")
-_INT_KEYS = ("seqLength", "imWidth", "imHeight")
-
-
-@dataclass
-class SeqInfo:
-    """The ``[Sequence]`` section of a seqinfo.ini (``None`` where a key is absent)."""
-
-    path: Path
-    im_dir: str = "img1"
-    frame_rate: float | None = None
-    seq_length: int | None = None
-    width: int | None = None
-    height: int | None = None
-    im_ext: str | None = None
-    #: every key of the section as written (e.g. a build's ``source`` and ``rawSequence``)
-    raw: dict[str, str] = field(default_factory=dict)
-
-
-def read_seqinfo(path: Path) -> SeqInfo | None:
-    """Parse a MOTChallenge seqinfo.ini; ``None`` if the file does not exist.
-
-    Raises:
-        BuilderError: no ``[Sequence]`` section, a syntax error, or a non-numeric value (names the key).
-    """
-    if not path.is_file():
-        return None
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.optionxform = str  # keep the case of seqLength, imWidth, ...
-    try:
-        parser.read(path, encoding="utf-8")
-    except configparser.Error as err:
-        raise BuilderError(f"{path}: malformed seqinfo.ini ({err})") from None
-    if "Sequence" not in parser:
-        raise BuilderError(f"{path}: expected a [Sequence] section")
-    sec = parser["Sequence"]
-    values: dict[str, float | int | None] = {}
-    for key in (*_INT_KEYS, "frameRate"):
-        raw = sec.get(key)
-        try:
-            values[key] = None if raw is None else (float(raw) if key == "frameRate" else int(raw))
-        except ValueError:
-            raise BuilderError(f"{path}: key {key!r} must be a number, got {raw!r}") from None
-    return SeqInfo(path=path, im_dir=sec.get("imDir", "img1"), frame_rate=values["frameRate"],
-                   seq_length=values["seqLength"], width=values["imWidth"], height=values["imHeight"],
-                   im_ext=sec.get("imExt"), raw=dict(sec))
 
 
 class MOTChallengeSource(SourceAdapter):
@@ -125,7 +79,8 @@ class MOTChallengeSource(SourceAdapter):
         seq_dir = self.root / split / check_sequence_name(name, str(self.root / split))
         if not seq_dir.is_dir():
             raise BuilderError(f"{seq_dir}: sequence {name!r} not found in split {split!r}")
-        info = read_seqinfo(seq_dir / "seqinfo.ini") or SeqInfo(path=seq_dir / "seqinfo.ini")
+        ini = seq_dir / "seqinfo.ini"
+        info = read_seqinfo(ini, required=()) if ini.is_file() else SeqInfo(path=ini, name=name)
         im_dir = seq_dir / info.im_dir
         images, digits, ext = list_frame_images(im_dir, info.im_ext)
         gt_path = seq_dir / "gt" / "gt.txt"
@@ -147,26 +102,22 @@ class MOTChallengeSource(SourceAdapter):
                               has_gt=gt_path.is_file())
 
     def _read_gt(self, path: Path) -> BoxRows:
-        table, lines = read_text_rows(path, GT_COLUMNS)
-        check_integral(table, lines, path, {"frame": 0, "id": 1, "class": 7})
-        xywh = table[:, 2:6]
-        boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-        attributes = {"conf": table[:, 6], "visibility": table[:, 8]}
-        targets = self.resolve_int_categories(table[:, 7].astype(np.int64), attributes,
-                                              lambda row: f"{path}:{int(lines[row])}")
-        visibility = np.clip(table[:, 8], 0.0, 1.0).astype(np.float32)
-        return BoxRows(table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), boxes, targets, visibility,
-                       path, lines)
+        table = read_mot_file(path, finite_boxes=False, min_columns=GT_COLUMNS)
+        lines = table.lines
+        attributes = {"conf": table.conf, "visibility": table.visibility}
+        targets = self.resolve_int_categories(table.classes, attributes, lambda row: f"{path}:{int(lines[row])}")
+        visibility = np.clip(table.visibility, 0.0, 1.0).astype(np.float32)
+        return BoxRows(table.frames, table.ids, xywh_to_xyxy(table.boxes), targets, visibility, path, lines)
 
     def _last_frame(self, info: SeqInfo, images: dict[int, str], rows: BoxRows) -> int:
         """The last frame: seqLength (checked against the image count), else the last frame seen."""
         seen = max(max(images, default=0), int(rows.frames.max()) if len(rows) else 0)
-        if info.seq_length is None:
+        if info.length is None:
             return seen
-        if images and info.seq_length != len(images):
+        if images and info.length != len(images):
             self.warnings.add("seqinfo_mismatch",
-                              f"{info.path}: seqLength={info.seq_length} but {len(images)} images in {info.im_dir}")
-        return max(info.seq_length, max(images, default=0))  # images beyond seqLength: the files win
+                              f"{info.path}: seqLength={info.length} but {len(images)} images in {info.im_dir}")
+        return max(info.length, max(images, default=0))  # images beyond seqLength: the files win
 
     def _frame_size(self, info: SeqInfo, im_dir: Path, images: dict[int, str]) -> tuple[int, int]:
         """(width, height): the first image's header when an image exists, else seqinfo.ini, else (0, 0)."""

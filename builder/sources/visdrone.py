@@ -26,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.records import BuilderError, SequenceRecord, check_sequence_name
+from builder.errors import BuilderError
+from builder.formats.motchallenge import check_integral, read_numeric_rows
+from builder.records import SequenceRecord, check_sequence_name
 from builder.sources.base import (
     BoxRows,
     SourceAdapter,
-    check_integral,
     image_size,
     list_frame_images,
-    read_text_rows,
     register,
 )
 
@@ -92,8 +92,9 @@ class VisDroneSource(SourceAdapter):
                               image_ext=ext, has_gt=ann.is_file())
 
     def _read_annotations(self, path: Path) -> BoxRows:
-        table, lines = read_text_rows(path, COLUMNS)
-        check_integral(table, lines, path, {"frame": 0, "id": 1, "category": 7, "occlusion": 9})
+        rows = read_numeric_rows(path, COLUMNS)
+        check_integral(rows, {"frame": 0, "id": 1, "category": 7, "occlusion": 9})
+        table, lines = rows.values, rows.lines
         occlusion = table[:, 9].astype(np.int64)
         bad = (occlusion < 0) | (occlusion > 2)
         if bad.any():

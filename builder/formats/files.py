@@ -1,0 +1,92 @@
+"""Files in general: JSON read with ``file:line:col`` errors, atomic writes, content digests.
+
+Atomic means: written to a temporary file in the same directory, then ``os.replace``-d over the target, so a
+reader sees the old file or the new one, never half of one (POSIX rename semantics).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from builder.errors import FormatError
+
+
+class MissingFileError(FormatError, FileNotFoundError):
+    """A file the format requires does not exist (a :class:`FormatError` and a ``FileNotFoundError``)."""
+
+
+def read_json(path: str | Path, *, expect: type | None = dict, what: str = "JSON") -> Any:
+    """Parse a JSON file.
+
+    Args:
+        path: the file.
+        expect: the type the top-level value must have (None: any).
+        what: what the file is, for messages (``"build manifest"``, ``"metrics.json"``).
+
+    Raises:
+        MissingFileError: no such file.
+        FormatError: not UTF-8, malformed JSON (``<file>:<line>:<col>: malformed JSON (...)``), or a top-level
+            value of another type than ``expect``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{path}: {what} not found")
+    try:
+        data = json.loads(path.read_bytes())
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{path}: not UTF-8 text (byte {exc.start}); expected {what}") from None
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}); expected {what}") from None
+    if expect is not None and not isinstance(data, expect):
+        raise FormatError(f"{path}: expected {what} as a JSON {expect.__name__}, got {type(data).__name__}")
+    return data
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically, creating parent folders; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_json(path: str | Path, obj: Any, *, sort_keys: bool = False, indent: int | None = 2,
+               default: Callable[[Any], Any] | None = None) -> Path:
+    """Write ``obj`` as JSON atomically (see :func:`write_text_atomic`), with a trailing newline.
+
+    Args:
+        default: converts values json cannot (e.g. tensors, in train/); paths are written as strings.
+
+    Raises:
+        TypeError: a value neither json nor ``default`` can serialise.
+    """
+    def convert(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if default is not None:
+            return default(value)
+        raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+    separators = None if indent is not None else (",", ":")  # no indent: compact, as COCO files are written
+    text = json.dumps(obj, indent=indent, sort_keys=sort_keys, separators=separators, default=convert)
+    return write_text_atomic(path, text + "\n")
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes (read in ``chunk``-byte blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
