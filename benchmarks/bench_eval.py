@@ -1,4 +1,4 @@
-"""Benchmark: our evaluation (train.evaluate) vs trackeval's own MotChallenge2DBox runner on the same files.
+"""Benchmark: our evaluation (train.evaluate.scoring) vs trackeval's own MotChallenge2DBox runner on the same files.
 
 Writes a MOT17-style ground truth in TrackEval's folder layout (``--seqs`` sequences x ``--frames`` frames x
 ``--objects`` pedestrians moving linearly, plus 10 % distractor boxes of classes 2/7/8/12 and 5 % zero-marked
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from train.evaluate import evaluate_raw, trackeval_mot17_reference
-from train.mot_io import write_seqmap
+from builder.formats.motchallenge import write_seqmap
+from train.evaluate.benchmarks import evaluate_raw, trackeval_mot17_reference
 
 TRACKER = "bench"
 DISTRACTORS = (2, 7, 8, 12)
@@ -80,7 +80,7 @@ def run_trackeval(root: Path) -> dict:
 
 
 def run_ours(root: Path) -> dict:
-    """train.evaluate with the official MOT17 rules on the same files."""
+    """train.evaluate.scoring with the official MOT17 rules on the same files."""
     res = evaluate_raw("mot17", root / "gt", "MOT17-train", root / "trackers" / "MOT17-train" / TRACKER / "data",
                        classes=["person"], seqmap=root / "gt" / "seqmaps" / "MOT17-train.txt")
     comb = res["val_sets"]["mot17"]["combined"]
@@ -112,7 +112,7 @@ def main() -> None:
         t_ref, ref = _best_of(run_trackeval, root, args.repeats)
         t_ours, ours = _best_of(run_ours, root, args.repeats)
     print(f"trackeval runner : {t_ref:7.2f} s  {ref}")
-    print(f"train.evaluate   : {t_ours:7.2f} s  {ours}")
+    print(f"train.evaluate.scoring   : {t_ours:7.2f} s  {ours}")
     print(f"speed-up         : {t_ref / t_ours:7.2f}x (target >= 1.0)")
     agree = all(abs(ref[k] - ours[k]) < 1e-9 for k in ref)
     print(f"numbers agree    : {agree}")

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from train.tracker import ByteTracker
+from train.track.bytetrack import ByteTracker
 
 
 def scene(n_objects: int, n_frames: int, seed: int = 0):

@@ -28,8 +28,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from train.datamodule import BuildDataModule
-from train.module import DetectionModule
+from train.stage.datamodule import BuildDataModule
+from train.stage.module import DetectionModule
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 

@@ -115,7 +115,7 @@ def check_locked(adapter, spec: SourceSpec, classes, warnings: WarningCounter
             raise BuilderError(f"{mpath}: locked sequence {e.name!r} (split {e.split!r}) is not in the "
                                f"{spec.name} source at {adapter.root}")
         rec = adapter.read_sequence(e.split, e.name)
-        if not getattr(rec, "has_gt", True):
+        if not rec.has_gt:
             raise BuilderError(f"{mpath}: locked sequence {e.name!r} (split {e.split!r}) has no ground truth")
         found = sequence_digest(rec.frames, classes)
         if e.digest and e.digest != found:
@@ -171,7 +171,7 @@ def _pool_frames(adapter, split: str, name: str, records: dict[str, SequenceReco
     if fast is not None:
         return tuple(fast(split, name))
     rec = adapter.read_sequence(split, name)
-    if not getattr(rec, "has_gt", True):
+    if not rec.has_gt:
         return None  # e.g. an official test split: nothing to train on
     records[name] = rec
     return tuple(f.index for f in rec.frames)

@@ -244,7 +244,7 @@ def _digests(adapter, entries: Sequence[LockedSequence], classes: Sequence[str],
         if e.name not in names[e.split]:
             raise BuilderError(f"{where}: locked sequence {e.name!r} (split {e.split!r}) not found in the source")
         rec = adapter.read_sequence(e.split, e.name)
-        if not getattr(rec, "has_gt", True):
+        if not rec.has_gt:
             raise BuilderError(f"{where}: sequence {e.name!r} (split {e.split!r}) has no ground truth and cannot "
                                "be a locked val/test sequence; lock from a split with labels (--split)")
         out[e.name] = sequence_digest(rec.frames, classes)

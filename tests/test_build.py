@@ -14,8 +14,8 @@ from conftest import REALDATA, REPO, make_tiny_curriculum, write_recipe
 import builder.writer
 from builder.build import build
 from builder.cli import main
-from builder.recipe import load_recipe
 from builder.errors import BuilderError
+from builder.recipe import load_recipe
 from builder.verify import verify_build
 
 

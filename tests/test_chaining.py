@@ -10,7 +10,8 @@ import pytest
 import torch
 from train_helpers import compose_stage, relabel_build, state_of
 
-from train.chaining import (
+from train.stage.app import run_stage
+from train.stage.chaining import (
     ChainingError,
     InitReport,
     class_index_layout,
@@ -22,8 +23,7 @@ from train.chaining import (
     sha256_file,
     update_latest,
 )
-from train.models import build_model
-from train.train import train
+from train.stage.models import build_model
 
 torch.set_num_threads(1)
 OLD = ["person", "vehicle"]
@@ -104,11 +104,11 @@ def test_stage_1_to_2_to_3_chain_with_a_class_list_change(tiny_builds, tmp_path)
     common = ("trainer.limit_train_batches=1", "trainer.limit_val_batches=1")
 
     with pytest.raises(ChainingError, match="make train STAGE=1"):
-        train(compose_stage(2, root, runs, *common))
-    train(compose_stage(1, root, runs, "init_from=null", *common))
-    train(compose_stage(2, root, runs, *common))  # init_from=auto from the stage config
+        run_stage(compose_stage(2, root, runs, *common))
+    run_stage(compose_stage(1, root, runs, "init_from=null", *common))
+    run_stage(compose_stage(2, root, runs, *common))  # init_from=auto from the stage config
     # stage 3 with LR 0: its weights stay exactly the remapped stage-2 weights
-    train(compose_stage(3, root, runs, "optim.lr=0.0", "optim.weight_decay=0.0", *common))
+    run_stage(compose_stage(3, root, runs, "optim.lr=0.0", "optim.weight_decay=0.0", *common))
 
     s2_best = runs / "stage2" / "latest" / "best_model.pth"
     info3 = json.loads((runs / "stage3" / "latest" / "model_info.json").read_text())
@@ -170,7 +170,7 @@ def test_resumed_init_reads_the_parent_from_the_checkpoint_or_model_info(tmp_pat
 def test_parent_metrics_are_found_beside_best_model_or_above_checkpoints(tmp_path):
     from types import SimpleNamespace
 
-    from train.report import parent_metrics
+    from train.stage.finish import parent_metrics
 
     run = tmp_path / "stage1" / "run"
     (run / "checkpoints").mkdir(parents=True)

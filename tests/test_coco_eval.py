@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from train.coco_eval import detections_to_coco, evaluate_detections, image_ids_by_frame, load_coco
+from train.evaluate.coco import detections_to_coco, evaluate_detections, image_ids_by_frame, load_coco
 
 PERSON = [10.0, 10.0, 40.0, 80.0]  # xywh, area 3200 px^2: "medium" (32^2 .. 96^2)
 CAR = [200.0, 100.0, 120.0, 90.0]  # area 10800 px^2: "large"

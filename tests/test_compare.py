@@ -1,4 +1,4 @@
-"""train.compare on scripted run directories (tests/run_fixtures.py)."""
+"""train.review.compare on scripted run directories (tests/run_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import json
 import pytest
 from run_fixtures import base_config, write_multirun, write_run
 
-from train.compare import CompareError, compare_runs, discover_runs, load_run, main
+from train.errors import ReviewError
+from train.review.compare import compare_runs, load_run, main
+from train.review.runs import discover_runs
 
 # Three sweep jobs: job 1 is best (60), job 0 second (55), job 2 crashed before validating.
 JOBS = [
@@ -109,14 +111,14 @@ def test_stage_dir_skips_latest_symlink(tmp_path):
 
 
 def test_bad_inputs_are_clear_errors(tmp_path, capsys):
-    with pytest.raises(CompareError, match="not a directory"):
+    with pytest.raises(ReviewError, match="not a directory"):
         discover_runs([tmp_path / "nope"])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(CompareError, match="no run directory found"):
+    with pytest.raises(ReviewError, match="no run directory found"):
         discover_runs([tmp_path / "empty"])
     write_run(tmp_path / "x", val_hota=None)
     assert main([str(tmp_path / "x")]) == 2
-    assert "nothing to select" in capsys.readouterr().out
+    assert "nothing to select" in capsys.readouterr().err
 
 
 def test_runs_monitoring_different_metrics_are_flagged(tmp_path):
@@ -149,7 +151,7 @@ def test_promote_points_latest_at_the_winner(tmp_path):
 def test_promote_refuses_a_winner_without_weights_or_runs_root(tmp_path, sweep, capsys):
     runs_root, with_root = _sweep_with_runs_root(tmp_path)
     assert main([str(with_root), "--promote"]) == 2
-    assert "without best_model.pth" in " ".join(capsys.readouterr().out.split())
+    assert "without best_model.pth" in capsys.readouterr().err
     assert main([str(sweep), "--promote"]) == 2  # scripted config without paths.runs_root
-    assert "expected paths.runs_root and stage.index" in " ".join(capsys.readouterr().out.split())
+    assert "expected paths.runs_root and stage.index" in capsys.readouterr().err
     assert not (runs_root / "stage1" / "latest").exists()

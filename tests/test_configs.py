@@ -12,8 +12,9 @@ from hydra.errors import ConfigCompositionException, InstantiationException, Mis
 from omegaconf import OmegaConf
 from train_helpers import CONF, STAGES
 
-from train.__main__ import normalise_argv, stage_name
-from train.models import load_pretrained
+from train.errors import ConfigError
+from train.stage.command import normalise_argv, stage_name
+from train.stage.models import load_pretrained
 
 EXPERIMENTS = [None, "demo", "plateau_remedies"]
 DEBUGS = [None, "one_batch", "overfit", "cpu"]
@@ -72,7 +73,7 @@ def test_plateau_remedies_is_one_multirun_of_every_remedy():
     cfg = _compose("stage=stage2_refine", "experiment=plateau_remedies")
     assert sorted(cfg.hydra.sweeper.params["+experiment/remedy"].split(",")) == REMEDIES
     assert REMEDIES == ["cosine", "heavier_drop", "higher_lr", "small_batch_lr"]
-    assert _compose("+experiment/remedy=cosine").scheduler._target_ == "train.module.warmup_cosine"
+    assert _compose("+experiment/remedy=cosine").scheduler._target_ == "train.stage.module.warmup_cosine"
     assert _compose("+experiment/remedy=higher_lr").lr_scale == 3.0
     small = _compose("+experiment/remedy=small_batch_lr")
     assert small.data.batch_size == 1 and small.lr_scale == 2.0
@@ -141,7 +142,7 @@ def test_stage_numbers_and_upper_case_key_are_normalised():
     assert normalise_argv(["STAGE=2", "optim.lr=5e-5"]) == ["stage=stage2_refine", "optim.lr=5e-5"]
     assert normalise_argv(["stage=1,3"]) == ["stage=stage1_foundation,stage3_aerial"]
     assert stage_name("stage2_refine") == "stage2_refine"
-    with pytest.raises(ValueError, match="stage=7.*available stages"):
+    with pytest.raises(ConfigError, match="stage=7.*available stages"):
         stage_name("7")
 
 

@@ -1,4 +1,4 @@
-"""train.dashboard on scripted run directories (tests/run_fixtures.py)."""
+"""train.review.dashboard on scripted run directories (tests/run_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 from run_fixtures import write_curriculum, write_run
 
-from train.dashboard import (
-    DashboardError,
+from train.errors import ReviewError
+from train.review.dashboard import (
     _stack_labels,
     build_figure,
     load_run,
@@ -71,17 +71,17 @@ def test_run_without_epochs_renders_placeholders(tmp_path):
 
 
 def test_bad_inputs(tmp_path, capsys):
-    with pytest.raises(DashboardError, match="not a directory"):
+    with pytest.raises(ReviewError, match="not a directory"):
         load_run(tmp_path / "nope")
     (tmp_path / "r").mkdir()
-    with pytest.raises(DashboardError, match="training_history.json: missing"):
+    with pytest.raises(ReviewError, match="training_history.json: missing"):
         load_run(tmp_path / "r")
     (tmp_path / "r" / "training_history.json").write_text(json.dumps({"epochs": 3}))
-    with pytest.raises(DashboardError, match="'epochs' must be a list"):
+    with pytest.raises(ReviewError, match="'epochs' must be a list"):
         load_run(tmp_path / "r")
     (tmp_path / "r" / "training_history.json").write_text("{\n  oops")
     assert main([str(tmp_path / "r")]) == 2
-    assert "invalid JSON at line 2" in capsys.readouterr().err
+    assert "training_history.json:2:3: malformed JSON" in capsys.readouterr().err
 
 
 def test_stack_labels_keeps_order_and_gap():

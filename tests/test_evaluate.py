@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from train import evaluate as ev
-from train.mot_io import (
+from builder.formats.build_layout import val_set_of
+from builder.formats.motchallenge import (
     NO_CLASS,
-    MotFormatError,
+    FormatError,
     MotTable,
     list_sequences,
     read_mot_file,
@@ -21,6 +21,10 @@ from train.mot_io import (
     write_results,
     write_seqmap,
 )
+from train.errors import EvaluationError
+from train.evaluate.__main__ import main as evaluate_main
+from train.evaluate.results import evaluate_build, evaluate_mot
+from train.evaluate.scoring import BUILD_CROWD_RULES, BUILD_MATCH_RULES
 
 CLASSES = ["person", "vehicle"]
 BOX = (100.0, 100.0, 40.0, 80.0)  # xywh pixels
@@ -49,7 +53,7 @@ def write_tracks(path: Path, rows: list[tuple]) -> None:
 def run(tmp_path: Path, gt_rows, trk_rows, length: int, **kw) -> dict:
     make_seq(tmp_path / "gt", "s1", gt_rows, length)
     write_tracks(tmp_path / "res" / "s1.txt", trk_rows)
-    return ev.evaluate_mot(tmp_path / "gt", tmp_path / "res", classes=CLASSES, **kw)
+    return evaluate_mot(tmp_path / "gt", tmp_path / "res", classes=CLASSES, **kw)
 
 
 def line(t: int, tid: int, box=BOX, cls: int = 1, conf: int = 1) -> tuple:
@@ -115,8 +119,8 @@ def test_crowd_rule_removes_predictions_inside_a_large_ignore_region(tmp_path):
     inner = (350, 150, 40, 80)
     gt = [line(1, 1), line(1, -1, crowd, 0, 0)]
     trk = [track(1, 1), track(1, 2, inner)]
-    assert run(tmp_path, gt, trk, 1, rules=ev.BUILD_MATCH_RULES)["combined"]["FP"] == 1
-    m = ev.evaluate_mot(tmp_path / "gt", tmp_path / "res", classes=CLASSES, rules=ev.BUILD_CROWD_RULES)
+    assert run(tmp_path, gt, trk, 1, rules=BUILD_MATCH_RULES)["combined"]["FP"] == 1
+    m = evaluate_mot(tmp_path / "gt", tmp_path / "res", classes=CLASSES, rules=BUILD_CROWD_RULES)
     assert m["combined"]["FP"] == 0
 
 
@@ -124,13 +128,13 @@ def test_ignore_regions_sharing_an_id_are_accepted_but_scored_duplicates_are_not
     """VisDrone's ignored regions all carry id 0: several in one frame are fine; two scored boxes are not."""
     gt = [line(1, 1), line(1, 0, (300, 100, 60, 60), 0, 0), line(1, 0, (500, 300, 60, 60), 0, 0)]
     trk = [track(1, 1), track(1, 2, (305, 102, 60, 60))]
-    for rules in (ev.BUILD_MATCH_RULES, ev.BUILD_CROWD_RULES):
-        m = ev.evaluate_mot(tmp_path / "gt", tmp_path / "res", classes=CLASSES, rules=rules) if (
+    for rules in (BUILD_MATCH_RULES, BUILD_CROWD_RULES):
+        m = evaluate_mot(tmp_path / "gt", tmp_path / "res", classes=CLASSES, rules=rules) if (
             tmp_path / "gt").exists() else run(tmp_path, gt, trk, 1, rules=rules)
         assert m["combined"]["FP"] == 0 and m["combined"]["MOTA"] == pytest.approx(100.0)
     (tmp_path / "gt" / "s1" / "gt" / "gt.txt").write_text("1,1,100,100,40,80,1,1,1\n1,1,200,100,40,80,1,1,1\n")
-    with pytest.raises(ev.EvaluationError, match=r"gt\.txt: ground-truth id\(s\) \[1\] appear more than once"):
-        ev.evaluate_mot(tmp_path / "gt", tmp_path / "res", classes=CLASSES)
+    with pytest.raises(EvaluationError, match=r"gt\.txt: ground-truth id\(s\) \[1\] appear more than once"):
+        evaluate_mot(tmp_path / "gt", tmp_path / "res", classes=CLASSES)
 
 
 def test_per_class_and_detection_averaged_combination(tmp_path):
@@ -163,19 +167,19 @@ def test_empty_tracker_output(tmp_path):
 def test_missing_result_file_is_an_error_naming_it(tmp_path):
     make_seq(tmp_path / "gt", "s1", [line(1, 1)], 1)
     (tmp_path / "res").mkdir()
-    with pytest.raises(ev.EvaluationError, match=r"s1\.txt"):
-        ev.evaluate_mot(tmp_path / "gt", tmp_path / "res", classes=CLASSES)
-    m = ev.evaluate_mot(tmp_path / "gt", tmp_path / "res", classes=CLASSES, allow_missing=True)
+    with pytest.raises(EvaluationError, match=r"s1\.txt"):
+        evaluate_mot(tmp_path / "gt", tmp_path / "res", classes=CLASSES)
+    m = evaluate_mot(tmp_path / "gt", tmp_path / "res", classes=CLASSES, allow_missing=True)
     assert m["combined"]["FN"] == 1
 
 
 def test_duplicate_tracker_id_in_a_frame_is_an_error(tmp_path):
-    with pytest.raises(ev.EvaluationError, match=r"s1\.txt.*frame 1"):
+    with pytest.raises(EvaluationError, match=r"s1\.txt.*frame 1"):
         run(tmp_path, [line(1, 1)], [track(1, 3), track(1, 3, (0, 0, 10, 10))], 1)
 
 
 def test_result_frame_beyond_sequence_length_is_an_error(tmp_path):
-    with pytest.raises(ev.EvaluationError, match=r"frame 9 .*1\.\.2"):
+    with pytest.raises(EvaluationError, match=r"frame 9 .*1\.\.2"):
         run(tmp_path, [line(1, 1)], [track(9, 1)], 2)
 
 
@@ -183,10 +187,10 @@ def test_unclassed_rows_count_for_a_single_class_only(tmp_path):
     make_seq(tmp_path / "gt", "s1", [line(1, 1), line(1, 2, (300, 300, 100, 50), cls=2)], 1)
     (tmp_path / "res").mkdir()
     (tmp_path / "res" / "s1.txt").write_text("1,1,100,100,40,80,0.9\n")  # 7 columns: no class
-    one = ev.evaluate_mot(tmp_path / "gt", tmp_path / "res", classes=CLASSES, eval_classes=["person"])
+    one = evaluate_mot(tmp_path / "gt", tmp_path / "res", classes=CLASSES, eval_classes=["person"])
     assert one["combined"]["TP"] == 1
-    with pytest.raises(ev.EvaluationError, match="class"):
-        ev.evaluate_mot(tmp_path / "gt", tmp_path / "res", classes=CLASSES)
+    with pytest.raises(EvaluationError, match="class"):
+        evaluate_mot(tmp_path / "gt", tmp_path / "res", classes=CLASSES)
 
 
 # ------------------------------------------------------------------------------------------ mot_io
@@ -202,25 +206,25 @@ def test_read_mot_file_tolerates_real_world_quirks(tmp_path):
 
 @pytest.mark.parametrize("text, msg", [
     ("1,1,10,20,30,40\n1,2,3\n", r"r\.txt:2: expected 6 to 10 columns"),
-    ("1,1,10,20,30,40\n\n1,x,3,4,5,6\n", r"r\.txt:3: non-numeric"),
-    ("0,1,10,20,30,40\n", r"r\.txt:1: frame must be an integer >= 1"),
+    ("1,1,10,20,30,40\n\n1,x,3,4,5,6\n", r"r\.txt:3: column 'id' is not a number"),
+    ("1.5,1,10,20,30,40\n", r"r\.txt:1: column 'frame' must be an integer"),
     ("1,1,nan,20,30,40\n", r"r\.txt:1: non-finite"),
-    ("1,1,10,20,30,40,0.9,1\n1,2,10,20,30,40,0.9,1.5,-1,-1\n", r"r\.txt:2: class \(column 8\) must be an integer"),
-    ("1,1,10,20,30,40,0.9,inf,-1,-1\n", r"r\.txt:1: class \(column 8\) must be an integer"),
-    ("1,1,10,20,30,40,0.9,nan,-1,-1\n", r"r\.txt:1: class \(column 8\) must be an integer"),
-    ("1,1,10,20,30,40,inf,1,-1,-1\n", r"r\.txt:1: conf / score \(column 7\) must be a finite"),
+    ("1,1,10,20,30,40,0.9,1\n1,2,10,20,30,40,0.9,1.5,-1,-1\n", r"r\.txt:2: column 'class' must be an integer"),
+    ("1,1,10,20,30,40,0.9,inf,-1,-1\n", r"r\.txt:1: column 'class' must be an integer"),
+    ("1,1,10,20,30,40,0.9,nan,-1,-1\n", r"r\.txt:1: column 'class' must be an integer"),
+    ("1,1,10,20,30,40,inf,1,-1,-1\n", r"r\.txt:1: non-finite value \(NaN or inf\) in frame,id,x,y,w,h,conf"),
 ])
 def test_read_mot_file_errors_name_file_and_line(tmp_path, text, msg):
     p = tmp_path / "r.txt"
     p.write_text(text)
-    with pytest.raises(MotFormatError, match=msg):
+    with pytest.raises(FormatError, match=msg):
         read_mot_file(p)
 
 
 def test_read_mot_file_binary_file_is_a_clear_error(tmp_path):
     p = tmp_path / "r.txt"
     p.write_bytes(b"\xff\xfe\x00garbage\n")
-    with pytest.raises(MotFormatError, match=r"r\.txt: not a text file"):
+    with pytest.raises(FormatError, match=r"r\.txt: not a text file"):
         read_mot_file(p)
 
 
@@ -241,7 +245,7 @@ def test_seqinfo_seqmap_and_listing(tmp_path):
     assert list_sequences(tmp_path) == ["a", "b"]
     assert read_seqmap(write_seqmap(tmp_path / "m.txt", ["b", "a"])) == ["b", "a"]
     (tmp_path / "bad.ini").write_text("[Sequence]\nname=x\nseqLength=3\n")
-    with pytest.raises(MotFormatError, match=r"bad\.ini.*frameRate"):
+    with pytest.raises(FormatError, match=r"bad\.ini.*frameRate"):
         read_seqinfo(tmp_path / "bad.ini")
 
 
@@ -267,28 +271,28 @@ def test_evaluate_build_groups_val_sets_and_cli_writes_json(tmp_path, capsys):
     res = tmp_path / "res"
     write_tracks(res / "dancetrack__d1.txt", [track(t, 1) for t in range(1, 4)])
     write_tracks(res / "bdd100k__b1.txt", [track(1, 1), track(1, 2, (300, 300, 100, 50), cls=2)])
-    out = ev.evaluate_build(build, "val", res)["val_sets"]
+    out = evaluate_build(build, "val", res)["val_sets"]
     assert sorted(out) == ["bdd100k", "dancetrack"]
     assert sorted(out["bdd100k"]["per_class"]) == ["person", "vehicle"]
     assert out["dancetrack"]["combined"]["HOTA"] == pytest.approx(100.0)
-    assert ev.main(["--results", str(res), "--build", str(build), "--split", "val",
+    assert evaluate_main(["--results", str(res), "--build", str(build), "--split", "val",
                     "--json", str(tmp_path / "m.json")]) == 0
     assert "COMBINED" in capsys.readouterr().out
     assert json.loads((tmp_path / "m.json").read_text())["val_sets"]["bdd100k"]["combined"]["MOTA"] == 100.0
     run_eval = tmp_path / "eval"  # a run's eval/<val set>/tracker/<seq>.txt layout is found too
     for f in res.glob("*.txt"):
-        (run_eval / ev.val_set_of(f.stem) / "tracker").mkdir(parents=True, exist_ok=True)
-        f.rename(run_eval / ev.val_set_of(f.stem) / "tracker" / f.name)
-    assert ev.evaluate_build(build, "val", run_eval)["val_sets"] == out
+        (run_eval / val_set_of(f.stem) / "tracker").mkdir(parents=True, exist_ok=True)
+        f.rename(run_eval / val_set_of(f.stem) / "tracker" / f.name)
+    assert evaluate_build(build, "val", run_eval)["val_sets"] == out
 
 
 def test_cli_reports_missing_file_and_exits_2(tmp_path, capsys):
     build = make_build(tmp_path)
     (tmp_path / "res").mkdir()
-    assert ev.main(["--results", str(tmp_path / "res"), "--build", str(build)]) == 2
-    assert "dancetrack__d1.txt" in capsys.readouterr().out
-    assert ev.main(["--results", str(tmp_path / "nope"), "--build", str(build)]) == 2
-    assert "nope: results folder not found" in capsys.readouterr().out
+    assert evaluate_main(["--results", str(tmp_path / "res"), "--build", str(build)]) == 2
+    assert "dancetrack__d1.txt" in capsys.readouterr().err
+    assert evaluate_main(["--results", str(tmp_path / "nope"), "--build", str(build)]) == 2
+    assert "nope: results folder not found" in capsys.readouterr().err
 
 
 def test_cli_reports_a_malformed_result_file_by_file_and_line(tmp_path, capsys):
@@ -296,20 +300,20 @@ def test_cli_reports_a_malformed_result_file_by_file_and_line(tmp_path, capsys):
     res = tmp_path / "res"
     write_tracks(res / "dancetrack__d1.txt", [track(t, 1) for t in range(1, 4)])
     (res / "bdd100k__b1.txt").write_text("1,1,10,20,30,40,0.9,1,-1,-1\n1,2,10,20,30,40,0.9,x,-1,-1\n")
-    assert ev.main(["--results", str(res), "--build", str(build)]) == 2
-    out = capsys.readouterr().out.replace("\n", "")
-    assert "bdd100k__b1.txt:2: non-numeric" in out
+    assert evaluate_main(["--results", str(res), "--build", str(build)]) == 2
+    err = capsys.readouterr().err
+    assert "bdd100k__b1.txt:2: column 'class' is not a number" in err and len(err.splitlines()) == 1
     (res / "bdd100k__b1.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
-    assert ev.main(["--results", str(res), "--build", str(build)]) == 2
-    assert "not a text file" in capsys.readouterr().out
+    assert evaluate_main(["--results", str(res), "--build", str(build)]) == 2
+    assert "not a text file" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------ stage evaluation
 def test_evaluate_model_writes_eval_layout_and_metrics(tiny_builds, tmp_path):
     import torch
 
-    from train.models import build_model
-    from train.stage_eval import evaluate_model
+    from train.evaluate.model import evaluate_model
+    from train.stage.models import build_model
 
     torch.manual_seed(0)
     model = build_model(arch="fasterrcnn", backbone="tiny", num_classes=2, min_size=128, max_size=256,
@@ -350,7 +354,7 @@ def test_raw_sources_ground_truth_as_results_scores_100(tiny_raw, tmp_path, sour
                                                           f.labels.tolist(), strict=True) if lab != 0]
         write_tracks(tmp_path / "res" / f"{name}.txt", rows)
     seqmap = write_seqmap(tmp_path / "seqmap.txt", names)
-    assert ev.main(["--results", str(tmp_path / "res"), "--raw", source, "--root", str(tiny_raw / source),
+    assert evaluate_main(["--results", str(tmp_path / "res"), "--raw", source, "--root", str(tiny_raw / source),
                     "--split", split, "--seqmap", str(seqmap), "--json", str(tmp_path / "m.json")]) == 0
     comb = json.loads((tmp_path / "m.json").read_text())["val_sets"][source]["combined"]
     assert comb["HOTA"] == pytest.approx(100.0) and comb["IDSW"] == 0 and comb["GT_Dets"] > 0

@@ -10,8 +10,8 @@ import pytest
 from conftest import REALDATA, REPO
 
 from builder.cli import main
-from builder.manifest import draw_locked, load_manifest, sequence_digest
 from builder.errors import BuilderError
+from builder.manifest import draw_locked, load_manifest, sequence_digest
 from builder.records import FrameRecord
 from builder.synth import get_scale, sequence_names
 

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from builder.budget import PoolSequence, fill_budget, make_pool
 from builder.build import read_pool
-from builder.recipe import SourceSpec
 from builder.errors import BuilderError
+from builder.recipe import SourceSpec
 
 
 @st.composite

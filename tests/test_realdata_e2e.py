@@ -19,9 +19,9 @@ from train_helpers import compose_stage
 
 from builder.build import build
 from builder.cli import main as builder_main
-from train.evaluate import evaluate_build
-from train.mot_io import read_mot_file, read_seqinfo
-from train.train import train
+from builder.formats.motchallenge import read_mot_file, read_seqinfo
+from train.evaluate.results import evaluate_build
+from train.stage.app import run_stage
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "mot17-mini"
 pytestmark = pytest.mark.skipif(not REALDATA.is_dir(), reason="../shared/realdata/mot17-mini not present")
@@ -52,7 +52,7 @@ def test_mot17_real_frames_build_train_track_evaluate(tmp_path):
     cfg = compose_stage(1, build_root, tmp_path / "runs", *REAL_SHRINK)
     with open_dict(cfg):
         cfg.data.build_dir = str(build_dir)
-    result = train(cfg)
+    result = run_stage(cfg)
     run_dir = Path(result["run_dir"])
 
     # Tracking: one MOTChallenge result file per locked val sequence, rows in the documented layout.

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.recipe import load_recipe, parse_recipe
 from builder.errors import BuilderError
+from builder.recipe import load_recipe, parse_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 

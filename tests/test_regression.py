@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from train.regression import GATE_METRICS, compare, is_forgetting
+from train.errors import ConfigError, EvaluationError
+from train.regression.gate import GATE_METRICS, compare, is_forgetting
 
 
 def metrics(**sets: dict[str, float]) -> dict:
@@ -18,7 +19,7 @@ def metrics(**sets: dict[str, float]) -> dict:
 
 
 def test_baseline_when_no_previous_stage():
-    reg = compare(None, metrics(dancetrack={"person": 50.0}))
+    reg = compare(None, metrics(dancetrack={"person": 50.0}), tolerance=1.0)
     assert reg.baseline and reg.passed
     assert all(r.before is None and r.delta is None for r in reg.rows)
     assert len(reg.rows) == 2 * len(GATE_METRICS)  # person + combined
@@ -42,7 +43,7 @@ def test_drop_beyond_tolerance_is_forgetting_and_within_is_not():
 def test_new_and_missing_val_sets():
     before = metrics(dancetrack={"person": 60.0}, mot17={"person": 30.0})
     after = metrics(dancetrack={"person": 61.0}, visdrone={"person": 10.0, "vehicle": 20.0})
-    reg = compare(before, after)
+    reg = compare(before, after, tolerance=1.0)
     assert reg.passed and reg.missing == ["mot17"]
     new = [r for r in reg.rows if r.val_set == "visdrone"]
     assert new and all(r.before is None for r in new)
@@ -53,20 +54,20 @@ def test_new_and_missing_val_sets():
 def test_render_rich_and_bad_input():
     from rich.console import Console
 
-    reg = compare(metrics(d={"person": 60.0}), metrics(d={"person": 50.0}))
+    reg = compare(metrics(d={"person": 60.0}), metrics(d={"person": 50.0}), tolerance=1.0)
     console = Console(width=200, record=True)
     console.print(reg.render_rich())
     assert "FORGETTING" in console.export_text()
-    with pytest.raises(ValueError, match="tolerance"):
+    with pytest.raises(ConfigError, match="regression.tolerance must be >= 0"):
         compare(None, metrics(d={"person": 1.0}), tolerance=-1)
-    with pytest.raises(ValueError, match="val_sets"):
-        compare(None, {})
+    with pytest.raises(EvaluationError, match="val_sets"):
+        compare(None, {}, tolerance=1.0)
 
 
 def test_cli_exit_status(tmp_path, capsys):
     import json
 
-    from train.regression import main
+    from train.regression.__main__ import main
 
     (tmp_path / "a.json").write_text(json.dumps(metrics(d={"person": 60.0})))
     (tmp_path / "b.json").write_text(json.dumps(metrics(d={"person": 55.0})))
@@ -89,7 +90,7 @@ def test_a_drop_equal_to_the_tolerance_is_not_forgetting_despite_float_rounding(
 def test_cli_names_the_file_of_malformed_metrics(tmp_path, capsys):
     import json
 
-    from train.regression import main
+    from train.regression.__main__ import main
 
     good = tmp_path / "good.json"
     good.write_text(json.dumps(metrics(d={"person": 60.0})))
@@ -97,9 +98,10 @@ def test_cli_names_the_file_of_malformed_metrics(tmp_path, capsys):
     (tmp_path / "broken.json").write_text('{"val_sets": \n oops')
     (tmp_path / "shape.json").write_text(json.dumps({"val_sets": {"d": {"per_class": {"person": 3}}}}))
     for name, msg in (("list.json", "list.json: expected a JSON object with a 'val_sets'"),
-                      ("broken.json", "broken.json: invalid JSON at line 2"),
+                      ("broken.json", "broken.json:2:2: malformed JSON"),
                       ("shape.json", "shape.json: val_sets.d.per_class.person must be an object")):
         assert main([str(good), str(tmp_path / name)]) == 2
-        assert msg in capsys.readouterr().out
+        err = capsys.readouterr().err
+        assert msg in err and err.startswith("error: ") and len(err.splitlines()) == 1
         assert main([str(tmp_path / name), str(good)]) == 2
-        assert msg in capsys.readouterr().out
+        assert msg in capsys.readouterr().err

@@ -10,7 +10,7 @@ import pytest
 import torch
 from train_helpers import compose_stage, state_of
 
-from train.train import train
+from train.stage.app import run_stage
 
 torch.set_num_threads(1)
 COMMON = ("init_from=null", "trainer.max_epochs=2", "trainer.limit_train_batches=2", "trainer.deterministic=true",
@@ -26,19 +26,19 @@ def restore_sigint():
 
 def test_interrupted_then_resumed_run_matches_an_uninterrupted_one(tiny_builds, tmp_path, restore_sigint):
     root = tiny_builds[1].parent
-    straight = train(compose_stage(1, root, tmp_path / "a", *COMMON))
+    straight = run_stage(compose_stage(1, root, tmp_path / "a", *COMMON))
 
     runs = tmp_path / "b"
     interrupt = "+callbacks.fault={_target_: train_helpers.raise_at_callback, what: KeyboardInterrupt, epoch: 1}"
     with pytest.raises(SystemExit):  # Lightning turns Ctrl-C into a graceful shutdown + exit(1)
-        train(compose_stage(1, root, runs, *COMMON, interrupt))
+        run_stage(compose_stage(1, root, runs, *COMMON, interrupt))
     run = runs / "stage1" / "run"
     assert (run / "stopping_reason.txt").read_text().startswith("reason: interrupted")
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 0
     assert not (runs / "stage1" / "latest").exists()  # only a successful run becomes latest
 
     # a fresh Hydra run dir is composed, but resume=true continues the interrupted run in place
-    resumed = train(compose_stage(1, root, runs, *COMMON, "resume=true", run_name="second"))
+    resumed = run_stage(compose_stage(1, root, runs, *COMMON, "resume=true", run_name="second"))
     assert resumed["run_dir"] == str(run)
     a = state_of(tmp_path / "a" / "stage1" / "run" / "best_model.pth")
     b = state_of(run / "best_model.pth")
@@ -61,7 +61,7 @@ def test_a_resumed_run_keeps_its_parent_in_model_info_and_checkpoints(tiny_build
     Its wall_time_s covers both sessions."""
     import hydra
 
-    from train.chaining import sha256_file
+    from builder.formats.files import sha256_file
 
     root, runs = tiny_builds[1].parent, tmp_path / "runs"
     quick = ("trainer.max_epochs=1", "trainer.limit_train_batches=1", "data.num_workers=0")
@@ -72,13 +72,13 @@ def test_a_resumed_run_keeps_its_parent_in_model_info_and_checkpoints(tiny_build
                 "classes": ["person", "vehicle"], "config": {}, "stage": 0}, parent)
     interrupt = "+callbacks.fault={_target_: train_helpers.raise_at_callback, what: KeyboardInterrupt, epoch: 0}"
     with pytest.raises(SystemExit):
-        train(compose_stage(1, root, runs, *quick, f"init_from={parent}", interrupt))
+        run_stage(compose_stage(1, root, runs, *quick, f"init_from={parent}", interrupt))
     run = runs / "stage1" / "run"
     info = json.loads((run / "model_info.json").read_text())
     assert info["wall_time_s"] > 0
     info["wall_time_s"] = 1000.0  # scripted: a long first session
     (run / "model_info.json").write_text(json.dumps(info))
-    train(compose_stage(1, root, runs, *quick, f"init_from={parent}", "resume=true", run_name="second"))
+    run_stage(compose_stage(1, root, runs, *quick, f"init_from={parent}", "resume=true", run_name="second"))
     info = json.loads((run / "model_info.json").read_text())
     assert info["parent"]["path"] == str(parent.resolve()) and info["parent"]["sha256"] == sha256_file(parent)
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["parent"]["path"] == str(parent.resolve())

@@ -8,9 +8,8 @@ import pytest
 from PIL import Image
 
 from builder.classmap import ClassMap, default_classmap_path
-from builder.errors import BuilderError
+from builder.errors import BuilderError, NotRegisteredError
 from builder.records import IGNORE, WarningCounter
-from builder.errors import NotRegisteredError
 from builder.sources import SOURCES, get_source, missing_images, register
 from builder.sources.base import SourceAdapter
 

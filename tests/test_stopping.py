@@ -8,9 +8,9 @@ import pytest
 import torch
 from train_helpers import compose_stage
 
-from train.module import NonFiniteLossError
-from train.run_records import REASONS, StopInfo, classify_exception, render_stopping_reason
-from train.train import train
+from train.errors import NonFiniteLossError
+from train.stage.app import run_stage
+from train.stage.records import REASONS, StopInfo, classify_exception, render_stopping_reason
 
 torch.set_num_threads(1)
 COMMON = ("init_from=null", "trainer.max_epochs=2", "trainer.limit_train_batches=1")
@@ -31,7 +31,7 @@ def restore_sigint():
 
 
 def test_max_epochs(tiny_builds, tmp_path):
-    train(compose_stage(1, tiny_builds[1].parent, tmp_path, *COMMON))
+    run_stage(compose_stage(1, tiny_builds[1].parent, tmp_path, *COMMON))
     lines = _reason(tmp_path / "stage1" / "run")
     assert lines[0] == "reason: max_epochs" and "epochs completed: 2" in lines
     assert any(line.startswith("recommendation: ") for line in lines)
@@ -40,7 +40,7 @@ def test_max_epochs(tiny_builds, tmp_path):
 
 def test_early_stopping_names_metric_patience_and_epochs_without_improvement(tiny_builds, tmp_path):
     # min_delta huge: only the first validation counts as an improvement, so patience 1 stops at epoch 1
-    train(compose_stage(1, tiny_builds[1].parent, tmp_path, *COMMON, "trainer.max_epochs=5",
+    run_stage(compose_stage(1, tiny_builds[1].parent, tmp_path, *COMMON, "trainer.max_epochs=5",
                         "callbacks.early_stopping.patience=1", "callbacks.early_stopping.min_delta=1000000"))
     lines = _reason(tmp_path / "stage1" / "run")
     assert lines[0] == "reason: early_stopping"
@@ -50,7 +50,7 @@ def test_early_stopping_names_metric_patience_and_epochs_without_improvement(tin
 
 def test_non_finite_loss_keeps_last_ckpt_of_the_last_good_epoch(tiny_builds, tmp_path):
     with pytest.raises(NonFiniteLossError):
-        train(compose_stage(1, tiny_builds[1].parent, tmp_path, *COMMON, _fault("poison")))
+        run_stage(compose_stage(1, tiny_builds[1].parent, tmp_path, *COMMON, _fault("poison")))
     run = tmp_path / "stage1" / "run"
     lines = _reason(run)
     assert lines[0] == "reason: non_finite_loss" and "NonFiniteLossError" in lines[1]
@@ -67,7 +67,7 @@ def test_non_finite_loss_keeps_last_ckpt_of_the_last_good_epoch(tiny_builds, tmp
 ])
 def test_dying_runs_write_their_reason_and_keep_last_ckpt(what, reason, exc, tiny_builds, tmp_path, restore_sigint):
     with pytest.raises(exc):
-        train(compose_stage(1, tiny_builds[1].parent, tmp_path, *COMMON, _fault(what, epoch=0)))
+        run_stage(compose_stage(1, tiny_builds[1].parent, tmp_path, *COMMON, _fault(what, epoch=0)))
     run = tmp_path / "stage1" / "run"
     text = (run / "stopping_reason.txt").read_text()
     assert text.startswith(f"reason: {reason}\n") and "resume=true" in text
@@ -100,7 +100,7 @@ def test_a_run_that_dies_in_its_final_evaluation_records_why_and_is_not_latest(t
     says so and names the log file the root logger writes (Hydra's train.log), ``latest`` stays unset."""
     import logging
 
-    from train import report
+    import train.stage.finish as report
 
     def dying_evaluation(ctx):
         raise torch.OutOfMemoryError("CUDA out of memory (scripted, in the final evaluation)")
@@ -112,7 +112,7 @@ def test_a_run_that_dies_in_its_final_evaluation_records_why_and_is_not_latest(t
     logging.getLogger().addHandler(handler)
     try:
         with pytest.raises(torch.OutOfMemoryError):
-            train(compose_stage(1, tiny_builds[1].parent, tmp_path, *COMMON, "trainer.max_epochs=1"))
+            run_stage(compose_stage(1, tiny_builds[1].parent, tmp_path, *COMMON, "trainer.max_epochs=1"))
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()

@@ -1,5 +1,5 @@
 """A real Hydra multirun of a stage (``python -m train -m ...``): each job gets its own run directory, no
-job moves ``runs/stage<N>/latest``, and ``train.compare --promote`` points it at the sweep's winner."""
+job moves ``runs/stage<N>/latest``, and ``train.review.compare --promote`` points it at the sweep's winner."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from train_helpers import SHRINK
 
-from train.compare import main as compare_main
+from train.review.compare import main as compare_main
 
 REPO = Path(__file__).resolve().parents[1]
 

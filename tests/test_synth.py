@@ -17,8 +17,9 @@ import pytest
 from builder import synth
 from builder.cli import main as builder_main
 from builder.errors import BuilderError, NotRegisteredError
-from builder.synth import DANCETRACK_SPLITS, SCALES, SOURCES, get_scale, write_synth
-from builder.synth_render import AERIAL_SHAPES, GROUND_SHAPES, ActorType, Instance, Look, draw_instance
+from builder.synth import DANCETRACK_SPLITS, SCALES, SOURCES, get_scale, write_synth, writers
+from builder.synth.draw import draw_instance
+from builder.synth.scene import AERIAL_SHAPES, GROUND_SHAPES, ActorType, Instance, Look
 
 TINY = SCALES["tiny"]
 SEQINFO_KEYS = ["name", "imdir", "framerate", "seqlength", "imwidth", "imheight", "imext"]
@@ -306,14 +307,14 @@ def test_refuses_to_overwrite_and_replaces_on_request(tmp_path: Path) -> None:
 
 
 def test_a_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = synth._write_source
+    real = writers._write_source
 
     def failing(source: str, *args, **kwargs) -> None:
         if source == "visdrone":
             raise RuntimeError("disk full")
         real(source, *args, **kwargs)
 
-    monkeypatch.setattr(synth, "_write_source", failing)
+    monkeypatch.setattr(writers, "_write_source", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         write_synth(tmp_path, sources=["dancetrack", "visdrone"])
     assert list(tmp_path.iterdir()) == []
@@ -339,7 +340,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_scene_spec_rejects_a_kind_its_style_cannot_draw() -> None:
-    from builder.synth_render import SceneSpec
+    from builder.synth.scene import SceneSpec
 
     with pytest.raises(ValueError, match="valid kinds"):
         SceneSpec("aerial", (ActorType("x", "crowd", 1.0),), (1, 2), 0.01)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from train.kalman import KalmanFilterXYAH, xyah_to_xyxy, xyxy_to_xyah
-from train.tracker import ByteTracker, assign, box_iou
+from train.track.bytetrack import ByteTracker, assign, box_iou
+from train.track.kalman import KalmanFilterXYAH, xyah_to_xyxy, xyxy_to_xyah
 
 W, H = 30.0, 70.0  # box size in pixels
 
@@ -159,7 +159,7 @@ def test_assign_respects_max_cost_and_iou_values():
 # ------------------------------------------------------------------------------ tracking build sequences
 def oracle_detector(seq_dir, noise_px: float = 1.0, seed: int = 0):
     """A detect(image) that returns the sequence's positive gt boxes frame after frame (slightly jittered)."""
-    from train.mot_io import read_mot_file, xywh_to_xyxy
+    from builder.formats.motchallenge import read_mot_file, xywh_to_xyxy
 
     gt = read_mot_file(seq_dir / "gt" / "gt.txt")
     gt = gt.select(gt.conf != 0)
@@ -177,9 +177,9 @@ def oracle_detector(seq_dir, noise_px: float = 1.0, seed: int = 0):
 
 
 def test_oracle_detections_tracked_on_a_tiny_build_score_high(tiny_builds, tmp_path):
-    from train.evaluate import evaluate_build
-    from train.mot_io import list_sequences, read_mot_file
-    from train.track import track_sequence
+    from builder.formats.motchallenge import list_sequences, read_mot_file
+    from train.evaluate.results import evaluate_build
+    from train.track.runner import track_sequence
 
     split = tiny_builds[1] / "val"
     for name in list_sequences(split):
@@ -196,11 +196,11 @@ def test_oracle_detections_tracked_on_a_tiny_build_score_high(tiny_builds, tmp_p
 def test_track_cli_with_a_checkpoint(tiny_builds, tmp_path):
     import torch
 
-    from train.models import build_model
-    from train.mot_io import list_sequences
-    from train.track import main
+    from builder.formats.motchallenge import list_sequences
+    from train.stage.models import build_model
+    from train.track.__main__ import main
 
-    cfg = {"_target_": "train.models.build_model", "arch": "fasterrcnn", "backbone": "tiny", "min_size": 128,
+    cfg = {"_target_": "train.stage.models.build_model", "arch": "fasterrcnn", "backbone": "tiny", "min_size": 128,
            "max_size": 256, "weights_path": "not/needed.pth", "fpn_channels": 16, "tiny_channels": [8, 16, 32],
            "box_head_dim": 32}
     torch.manual_seed(0)
@@ -220,8 +220,8 @@ def test_track_split_handles_mot17_names_and_missing_frames(tmp_path):
     """MOT17 names frames 000001.jpg; a missing image is tracked with no detections; later frames stop."""
     import cv2
 
-    from train.mot_io import read_mot_file
-    from train.track import track_split
+    from builder.formats.motchallenge import read_mot_file
+    from train.track.runner import track_split
 
     seq = tmp_path / "split" / "MOT17-XX"
     (seq / "img1").mkdir(parents=True)
@@ -244,19 +244,23 @@ def test_track_split_handles_mot17_names_and_missing_frames(tmp_path):
 
 
 def test_make_tracker_names_unknown_parameters():
-    from train.track import make_tracker
+    from train.errors import ConfigError
+    from train.track.runner import make_tracker
 
     assert make_tracker({"track_buffer": 60}, 15.0).max_time_lost == 30  # int(15 / 30 * 60)
-    with pytest.raises(ValueError, match=r"\['hi_thresh'\] not known; valid: \['high_thresh'"):
+    with pytest.raises(ConfigError, match=r"\['hi_thresh'\] not known; valid: \['high_thresh'"):
         make_tracker({"hi_thresh": 0.3}, 30.0)
 
 
 def test_tracker_overrides_parse_values_and_name_a_bad_one():
-    from train.track import _tracker_overrides
+    from train.errors import ConfigError
+    from train.track.__main__ import tracker_params
 
-    assert _tracker_overrides(["high_thresh=0.6", "track_buffer=60", "per_class=False"]) == {
+    assert tracker_params(["high_thresh=0.6", "track_buffer=60", "per_class=False"]) == {
         "high_thresh": 0.6, "track_buffer": 60, "per_class": False}
-    with pytest.raises(ValueError, match="high_thresh needs a number or true/false, got 'abc'"):
-        _tracker_overrides(["high_thresh=abc"])
-    with pytest.raises(ValueError, match="expected KEY=VALUE"):
-        _tracker_overrides(["high_thresh"])
+    with pytest.raises(ConfigError, match="'abc' of type 'str' could not be converted to Float; full_key: high_thresh"):
+        tracker_params(["high_thresh=abc"])
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        tracker_params(["high_thresh"])
+    with pytest.raises(ConfigError, match="Key 'nope' not in .*valid keys: \\['frame_rate'"):
+        tracker_params(["nope=1"])

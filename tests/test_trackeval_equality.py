@@ -15,14 +15,16 @@ import numpy as np
 import pytest
 import trackeval  # a project dependency: the check against it is never skipped
 
-from train.evaluate import (
-    MOT17_RULES,
-    SequenceData,
-    evaluate_raw,
-    evaluate_sequences,
-    trackeval_mot17_reference,
+from builder.formats.motchallenge import (
+    MotTable,
+    list_sequences,
+    read_mot_file,
+    read_seqinfo,
+    write_results,
+    write_seqmap,
 )
-from train.mot_io import MotTable, list_sequences, read_mot_file, read_seqinfo, write_seqmap, write_table
+from train.evaluate.benchmarks import evaluate_raw, trackeval_mot17_reference
+from train.evaluate.scoring import MOT17_RULES, SequenceData, evaluate_sequences
 
 MOT17_MINI = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata" / "mot17-mini" / "train"
 TRACKER = "perturbed"
@@ -65,8 +67,9 @@ def layout(tmp_path_factory) -> Path:
         (dst / "gt").mkdir(parents=True)
         shutil.copy(MOT17_MINI / seq / "seqinfo.ini", dst / "seqinfo.ini")
         shutil.copy(MOT17_MINI / seq / "gt" / "gt.txt", dst / "gt" / "gt.txt")
-        write_table(root / "trackers" / "MOT17-train" / TRACKER / "data" / f"{seq}.txt",
-                    perturb(read_mot_file(dst / "gt" / "gt.txt"), rng))
+        t = perturb(read_mot_file(dst / "gt" / "gt.txt"), rng)
+        write_results(root / "trackers" / "MOT17-train" / TRACKER / "data" / f"{seq}.txt", t.frames, t.ids,
+                      t.boxes, t.conf, t.classes)
     write_seqmap(root / "gt" / "seqmaps" / "MOT17-train.txt", seqs)
     return root
 
@@ -168,7 +171,7 @@ def test_crowd_rule_equals_trackeval_bdd100k_runner(tmp_path):
     """BUILD_CROWD_RULES (class 0 = ignore region) gives TrackEval's BDD100K numbers per class."""
     import json
 
-    from train.evaluate import BUILD_CROWD_RULES
+    from train.evaluate.scoring import BUILD_CROWD_RULES
 
     rng = np.random.default_rng(1)
     sequences = []

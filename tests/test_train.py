@@ -9,10 +9,12 @@ import pytest
 import torch
 from train_helpers import compose_stage, state_of
 
-from train.datasets import ClipDataset, FrameDataset, collate_frames, read_classes
-from train.module import DetectionModule, NonFiniteLossError
-from train.train import train
-from train.transforms import MaskIgnoreRegions, make_transform
+from builder.formats.build_layout import build_classes
+from train.errors import NonFiniteLossError
+from train.stage.app import run_stage
+from train.stage.datasets import ClipDataset, FrameDataset, collate_frames
+from train.stage.module import DetectionModule
+from train.stage.transforms import MaskIgnoreRegions, make_transform
 
 torch.set_num_threads(1)
 
@@ -33,7 +35,7 @@ def test_frame_dataset_yields_documented_targets(tiny_builds):
     assert target["boxes"].dtype == torch.float32 and target["boxes"].shape[1] == 4
     assert target["labels"].dtype == torch.int64 and target["track_ids"].dtype == torch.int64
     assert target["ignore"].shape[1] == 4
-    n_classes = len(read_classes(tiny_builds[1]))
+    n_classes = len(build_classes(tiny_builds[1]))
     boxes = torch.cat([ds[i][1]["boxes"] for i in range(len(ds))])
     labels = torch.cat([ds[i][1]["labels"] for i in range(len(ds))])
     assert ((labels >= 1) & (labels <= n_classes)).all()
@@ -96,7 +98,7 @@ def test_non_finite_loss_raises_with_components():
 @pytest.mark.parametrize("stage", [1, 2, 3])
 def test_one_optimizer_step_per_stage_writes_the_run_records(stage, build_root, tmp_path):
     cfg = compose_stage(stage, build_root, tmp_path / "runs", "init_from=null", "trainer.limit_train_batches=1")
-    result = train(cfg)
+    result = run_stage(cfg)
     run = tmp_path / "runs" / f"stage{stage}" / "run"
     assert result["exit_code"] == 0 and result["run_dir"] == str(run)
     for name in ("checkpoints/last.ckpt", "best_model.pth", "model_info.json", "training_history.json",
@@ -122,10 +124,10 @@ def test_one_optimizer_step_per_stage_writes_the_run_records(stage, build_root, 
 
 def test_tracking_metrics_pick_the_best_checkpoint_and_gate_the_stage(build_root, tmp_path):
     """With the evaluation module: val/HOTA per epoch, metrics.json on every val set, report.md."""
-    pytest.importorskip("train.stage_eval")
+    pytest.importorskip("train.evaluate.model")
     cfg = compose_stage(1, build_root, tmp_path / "runs", "eval.tracking=true", "eval.final=true",
                         "eval.max_frames=3", "eval.final_max_frames=3", "trainer.limit_train_batches=1")
-    result = train(cfg)
+    result = run_stage(cfg)
     run = tmp_path / "runs" / "stage1" / "run"
     history = json.loads((run / "training_history.json").read_text())["epochs"]
     assert {"val/HOTA", "val/bdd100k/HOTA", "val/dancetrack/IDF1", "val/bdd100k/MOTA"} <= set(history[0]["val"])
@@ -144,10 +146,10 @@ def test_forgetting_against_the_parent_stage_is_flagged_and_can_fail_the_stage(b
     """The parent's metrics.json is scripted 50 HOTA points better, so each class's delta is
     (HOTA_2 - HOTA_1) - 50 < -tolerance (both tiny models are nearly untrained): the gate reports
     FORGETTING; regression.fail=true exits 1 and the stage does not become ``latest``."""
-    pytest.importorskip("train.regression")
+    pytest.importorskip("train.regression.gate")
     runs = tmp_path / "runs"
     quick = ("eval.final=true", "eval.final_max_frames=2", "trainer.limit_train_batches=1")
-    train(compose_stage(1, build_root, runs, "init_from=null", *quick))
+    run_stage(compose_stage(1, build_root, runs, "init_from=null", *quick))
     parent_metrics = runs / "stage1" / "latest" / "metrics.json"
     metrics = json.loads(parent_metrics.read_text())
     for vs in metrics["val_sets"].values():
@@ -155,7 +157,7 @@ def test_forgetting_against_the_parent_stage_is_flagged_and_can_fail_the_stage(b
             block["HOTA"] = block["HOTA"] + 50.0
     parent_metrics.write_text(json.dumps(metrics))
 
-    result = train(compose_stage(2, build_root, runs, "regression.fail=true", *quick))
+    result = run_stage(compose_stage(2, build_root, runs, "regression.fail=true", *quick))
     run = runs / "stage2" / "run"
     assert result["exit_code"] == 1
     forgetting = [line for line in (run / "stopping_reason.txt").read_text().splitlines()
@@ -167,7 +169,7 @@ def test_forgetting_against_the_parent_stage_is_flagged_and_can_fail_the_stage(b
 
 
 def test_debug_one_batch_is_a_wiring_check_that_never_becomes_latest(build_root, tmp_path):
-    result = train(compose_stage(1, build_root, tmp_path, "debug=one_batch", "init_from=null"))
+    result = run_stage(compose_stage(1, build_root, tmp_path, "debug=one_batch", "init_from=null"))
     assert result["exit_code"] == 0 and (tmp_path / "stage1" / "run" / "best_model.pth").is_file()
     assert not (tmp_path / "stage1" / "latest").exists()
 
@@ -188,14 +190,15 @@ def test_every_frame_of_a_clip_gets_the_same_augmentation(tiny_builds):
 
 def test_a_positive_with_an_unknown_category_is_a_clear_error(tmp_path):
     """A label outside 1..K would index past the detector's head (a CUDA assert or silent garbage)."""
-    from train.datasets import BuildFormatError, load_split
+    from builder.errors import FormatError
+    from train.stage.datasets import load_split
 
     (tmp_path / "annotations").mkdir()
     coco = {"videos": [{"id": 1, "name": "bdd100k__a"}], "categories": [{"id": 1, "name": "person"}],
             "images": [{"id": 1, "file_name": "x.jpg", "video_id": 1, "frame_id": 1, "width": 8, "height": 8}],
             "annotations": [{"id": 7, "image_id": 1, "category_id": 3, "bbox": [0, 0, 2, 2], "iscrowd": 0}]}
     (tmp_path / "annotations" / "train.json").write_text(json.dumps(coco))
-    with pytest.raises(BuildFormatError, match=r"train.json: annotation id 7: category_id 3 is not one of"):
+    with pytest.raises(FormatError, match=r"train.json: annotation id 7: category_id 3 is not one of"):
         load_split(tmp_path, "train")
     coco["annotations"][0]["category_id"] = 1
     (tmp_path / "annotations" / "train.json").write_text(json.dumps(coco))

@@ -1,4 +1,4 @@
-"""train.viz: per-frame matching rules, rendered colours read back from the MP4, and the CLI."""
+"""train.review.viz: per-frame matching rules, rendered colours read back from the MP4, and the CLI."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from run_fixtures import moving_gt, write_sequence, write_tiny_build
 
-from train.mot_io import list_sequences, read_mot_file, write_results
-from train.viz import (
+from builder.formats.motchallenge import list_sequences, read_mot_file, write_results
+from train.errors import ReviewError
+from train.review.viz import (
     MIN_HEIGHT,
     FrameBoxes,
-    VizError,
     count_video_frames,
     main,
     match_frame,
@@ -155,7 +155,7 @@ def test_cli_build_form_and_errors(tmp_path, capsys):
     assert main(["--gt", str(build / "val" / "synthA__a2")]) == 2
     assert main(["--build", str(build), "--results-dir", str(tmp_path)]) == 2
     (build / "val" / "synthA__a2" / "img1" / "00000002.jpg").unlink()
-    with pytest.raises(VizError, match="00000002.jpg: image missing"):
+    with pytest.raises(ReviewError, match="00000002.jpg: image missing"):
         render_sequence(build / "val" / "synthA__a2", results / "synthA__a2.txt", out)
 
 

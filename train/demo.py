@@ -2,7 +2,7 @@
 
 Run::
 
-    python -m train.demo                       # make demo: about 10 minutes on 2 CPU cores
+    python -m train.demo                       # make demo (it prints its own wall time at the end)
     python -m train.demo --stages 1            # only stage 1 (quick look)
     python -m train.demo -- trainer.max_epochs=2   # extra Hydra overrides for every training stage
 
@@ -14,36 +14,52 @@ Steps, each a subprocess of the project's own command line (so the demo runs exa
 3. ``python -m train stage=<N> experiment=demo`` for N = 1, 2, 3: each stage starts from the previous stage's
    best weights (``init_from: auto``), evaluates the best checkpoint on every locked val set of its build and
    runs the regression gate against the previous stage,
-4. an untrained model (same architecture, random init, seed 0) scored on the stage-3 val sets: the floor
+4. an untrained model (same architecture, random init, seed 0) scored on the last stage's val sets: the floor
    the trained stages are compared with,
-5. the per-stage table: HOTA / IDF1 / MOTA per locked val set and stage (from each stage's metrics.json),
-   with FORGETTING marked where HOTA dropped by more than ``regression.tolerance`` (1.0) vs the stage before.
+5. the per-stage table: HOTA / IDF1 / MOTA per locked val set and stage (each stage's metrics.json), with
+   FORGETTING where HOTA dropped by more than that stage's ``regression.tolerance`` vs the stage before.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from train.regression import is_forgetting
+from builder.errors import ArgumentParser
+from builder.formats.build_layout import build_classes
+from builder.formats.files import write_json
+from train.config import CONF_DIR, compose
+from train.console import table_console
+from train.errors import TrainError, cli
+from train.regression.gate import is_forgetting
+from train.review.runs import read_run
 
-REPO = Path(__file__).resolve().parent.parent
-CONF = REPO / "conf"
+REPO = CONF_DIR.parent
 SYNTH_SOURCES = ("bdd100k", "dancetrack", "visdrone", "mot17")
 #: Metrics shown per val set in the per-stage table (0-100 scale, TrackEval definitions).
 TABLE_METRICS = ("HOTA", "IDF1", "MOTA")
-#: HOTA points; the published run-to-run spread of HOTA on DanceTrack (DESIGN.md), as regression.tolerance.
-TOLERANCE = 1.0
 
-# wide enough for the per-stage table when piped (rich falls back to 80 columns there)
-console = Console(width=None if sys.stdout.isatty() else 200)
+console = table_console()
+
+
+class StepFailed(TrainError):
+    """A step of the demo (a subprocess) exited non-zero; the message names the command."""
+
+
+@dataclass
+class Row:
+    """One row of the per-stage table: a model's metrics.json and the tolerance its stage was gated with
+    (None for the untrained model, which is never compared)."""
+
+    metrics: dict
+    tolerance: float | None = None
 
 
 def _run(cmd: list[str]) -> None:
@@ -51,7 +67,7 @@ def _run(cmd: list[str]) -> None:
     console.rule(" ".join(cmd[2:]) if cmd[:2] == [sys.executable, "-m"] else " ".join(cmd))
     result = subprocess.run(cmd, cwd=REPO)
     if result.returncode != 0:
-        raise SystemExit(f"demo: step failed (exit {result.returncode}): {' '.join(cmd)}")
+        raise StepFailed(f"demo: step failed (exit {result.returncode}): {' '.join(cmd)}")
 
 
 def synth_step(synth_root: Path, seed: int) -> None:
@@ -65,7 +81,7 @@ def synth_step(synth_root: Path, seed: int) -> None:
 
 def build_step(stage: int, synth_root: Path, build_root: Path) -> None:
     """Build ``conf/curricula/demo/stage<stage>.toml`` into ``<build_root>/demo_stage<stage>``."""
-    _run([sys.executable, "-m", "builder", "build", str(CONF / "curricula" / "demo" / f"stage{stage}.toml"),
+    _run([sys.executable, "-m", "builder", "build", str(CONF_DIR / "curricula" / "demo" / f"stage{stage}.toml"),
           "--data-root", str(synth_root), "--build-root", str(build_root)])
 
 
@@ -82,15 +98,13 @@ def untrained_baseline(build_dir: Path, out_dir: Path, overrides: list[str]) -> 
     ``out_dir/metrics.json``.
     """
     import torch
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from train.models import build_model
-    from train.stage_eval import evaluate_model
+    from train.evaluate.model import evaluate_model
+    from train.stage.models import build_model
 
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=["stage=stage3_aerial", "experiment=demo", *overrides])
-    classes = json.loads((build_dir / "build_manifest.json").read_text())["classes"]
+    cfg = compose(["stage=stage3_aerial", "experiment=demo", *overrides])
+    classes = build_classes(build_dir)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model_cfg.pop("_target_", None)
     torch.manual_seed(0)
@@ -99,56 +113,60 @@ def untrained_baseline(build_dir: Path, out_dir: Path, overrides: list[str]) -> 
                             tracker_params=OmegaConf.to_container(cfg.tracker, resolve=True),
                             score_thresh=float(cfg.eval.score_thresh), device="cpu")
     metrics = {"stage": 0, "val_sets": result["val_sets"]}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_json(out_dir / "metrics.json", metrics, sort_keys=True)
     return metrics
 
 
-def stage_metrics(runs: Path, stages: list[int]) -> dict[str, dict]:
-    """``{"stage N": metrics.json}`` of each stage's last successful run (``runs/stage<N>/latest``)."""
+def stage_rows(runs: Path, stages: list[int]) -> dict[str, Row]:
+    """``{"stage N": Row}`` of each stage's last successful run (``runs/stage<N>/latest``).
+
+    Raises:
+        StepFailed: a stage has no metrics.json (it did not finish successfully).
+    """
     out = {}
     for n in stages:
-        path = runs / f"stage{n}" / "latest" / "metrics.json"
-        if not path.is_file():
-            raise SystemExit(f"demo: {path} is missing: stage {n} did not finish successfully")
-        out[f"stage {n}"] = json.loads(path.read_text())
+        run = runs / f"stage{n}" / "latest"
+        records = read_run(run, lenient=False) if run.is_dir() else None
+        if records is None or records.metrics is None:
+            raise StepFailed(f"demo: {run / 'metrics.json'} is missing: stage {n} did not finish successfully")
+        out[f"stage {n}"] = Row(records.metrics, records.tolerance)
     return out
 
 
-def per_stage_table(rows: dict[str, dict], *, tolerance: float = TOLERANCE) -> Table:
-    """Rows = stages (in order), columns = val set x metric (combined over classes); FORGETTING where the
-    val set's HOTA dropped by more than ``tolerance`` points vs the previous trained stage."""
-    val_sets = sorted({vs for m in rows.values() for vs in m["val_sets"]})
+def per_stage_table(rows: dict[str, Row]) -> Table:
+    """Rows = models in order, columns = val set x metric (combined over classes); FORGETTING where the val
+    set's HOTA dropped by more than the row's tolerance vs the previous trained stage."""
+    val_sets = sorted({vs for row in rows.values() for vs in row.metrics["val_sets"]})
     table = Table(title="Per-stage tracking metrics on the locked val sets (TrackEval, 0-100)")
     table.add_column("model")
     for vs in val_sets:
         for metric in TABLE_METRICS:
             table.add_column(f"{vs}\n{metric}", justify="right")
     previous: dict | None = None
-    for name, metrics in rows.items():
-        cells = []
+    for name, row in rows.items():
+        cells: list[str | Text] = []
         for vs in val_sets:
-            combined = metrics["val_sets"].get(vs, {}).get("combined")
+            combined = row.metrics["val_sets"].get(vs, {}).get("combined")
             for metric in TABLE_METRICS:
                 if combined is None:
                     cells.append("-")
                     continue
                 value = float(combined[metric])
-                cell = f"{value:.1f}"
-                if metric == "HOTA" and previous is not None and vs in previous["val_sets"]:
+                cell: str | Text = f"{value:.1f}"
+                if metric == "HOTA" and previous is not None and vs in previous["val_sets"] and row.tolerance is not None:
                     before = float(previous["val_sets"][vs]["combined"]["HOTA"])
-                    if is_forgetting(value - before, tolerance):
-                        cell = f"[bold red]{value:.1f} FORGETTING ({value - before:+.1f})[/]"
+                    if is_forgetting(value - before, row.tolerance):
+                        cell = Text(f"{value:.1f} FORGETTING ({value - before:+.1f})", style="bold red")
                 cells.append(cell)
         table.add_row(name, *cells)
-        if metrics.get("stage", 0) > 0:
-            previous = metrics
+        if row.metrics.get("stage", 0) > 0:
+            previous = row.metrics
     return table
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def _parser() -> ArgumentParser:
     """Command line of ``python -m train.demo`` (Hydra overrides for every stage go after ``--``)."""
-    parser = argparse.ArgumentParser(prog="python -m train.demo", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m train.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--synth-root", type=Path, default=Path("data/synth"))
     parser.add_argument("--build-root", type=Path, default=Path("data/builds"))
     parser.add_argument("--runs", type=Path, default=Path("runs/demo"))
@@ -156,12 +174,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stages", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3])
     parser.add_argument("--no-baseline", action="store_true", help="skip the untrained-model row")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every training stage (after --)")
-    return parser.parse_args(argv)
+    return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the demo's steps in order (see the module docstring); exit code 0, or SystemExit naming the failed step."""
-    args = parse_args(argv)
+def _main(argv: Sequence[str] | None) -> int:
+    args = _parser().parse_args(argv)
     t0 = time.perf_counter()
     synth_root, build_root, runs = (p if p.is_absolute() else REPO / p
                                     for p in (args.synth_root, args.build_root, args.runs))
@@ -170,18 +187,23 @@ def main(argv: list[str] | None = None) -> int:
         build_step(n, synth_root, build_root)
     for n in args.stages:
         train_step(n, build_root, runs, args.overrides)
-    rows = {}
+    rows: dict[str, Row] = {}
     if not args.no_baseline:
         console.rule("untrained model (random init) on the last stage's val sets")
-        rows["untrained"] = untrained_baseline(build_root / f"demo_stage{max(args.stages)}", runs / "untrained",
-                                               [f"paths.build_root={build_root}", f"paths.runs_root={runs}"])
-    rows.update(stage_metrics(runs, args.stages))
+        rows["untrained"] = Row(untrained_baseline(build_root / f"demo_stage{max(args.stages)}",
+                                                   runs / "untrained",
+                                                   [f"paths.build_root={build_root}", f"paths.runs_root={runs}"]))
+    rows.update(stage_rows(runs, args.stages))
     console.print(per_stage_table(rows))
     for n in args.stages:
-        report = runs / f"stage{n}" / "latest" / "report.md"
-        console.print(f"stage {n}: {report}")
+        console.print(f"stage {n}: {runs / f'stage{n}' / 'latest' / 'report.md'}")
     console.print(f"demo wall time: {time.perf_counter() - t0:.0f} s")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo's steps in order (see the module docstring); exit status 0, or 2 naming the failed step."""
+    return cli(_main, argv)
 
 
 if __name__ == "__main__":

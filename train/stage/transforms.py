@@ -2,7 +2,7 @@
 
 Every transform has one contract, ``(image, target) -> (image, target)``, and returns new tensors.
 ``image`` enters as uint8 (3, H, W) RGB and leaves as float32 (3, H', W') in [0, 1]; ``target`` is the dict
-of :mod:`train.datasets` (``boxes`` (N, 4) float32 xyxy px, ``labels`` (N,) int64, ``track_ids`` (N,) int64,
+of :mod:`train.stage.datasets` (``boxes`` (N, 4) float32 xyxy px, ``labels`` (N,) int64, ``track_ids`` (N,) int64,
 ``ignore`` (M, 4) float32 xyxy px), with every box moved with the image.
 
 Ignore regions (neither positives nor background): after the geometric transforms, the pixels of each

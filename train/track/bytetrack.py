@@ -5,7 +5,7 @@ Detection Box", ECCV 2022, Algorithm 1 and the authors' ``byte_tracker.py``): hi
 matched first to every Kalman-predicted track (including lost ones), then low-score detections recover the
 tracked ones left over, then tentative tracks born in the previous frame are confirmed, new tracks are born
 from confident unmatched detections, and lost tracks die after a buffer of frames. Motion is the
-constant-velocity Kalman filter of :mod:`train.kalman`; assignment is scipy's Hungarian solver.
+constant-velocity Kalman filter of :mod:`train.track.kalman`; assignment is scipy's Hungarian solver.
 Differences from the reference code: tracks never match across classes (``per_class``), and ByteTrack's
 final removal of lost tracks duplicating tracked ones is not done (a duplicate lost track ages out).
 
@@ -25,7 +25,7 @@ from enum import IntEnum
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from train.kalman import KalmanFilterXYAH, xyah_to_xyxy, xyxy_to_xyah
+from train.track.kalman import KalmanFilterXYAH, xyah_to_xyxy, xyxy_to_xyah
 
 #: Cost standing for "this pair may not be matched" in the assignment matrix.
 _INFEASIBLE = 1e6

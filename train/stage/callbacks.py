@@ -1,6 +1,6 @@
 """Callbacks of a stage run: tracking metrics during training, the per-epoch history, the crash guard.
 
-- :class:`TrackingEval` runs the tracker on the stage's watched val sets (``train.stage_eval.evaluate_model``)
+- :class:`TrackingEval` runs the tracker on the stage's watched val sets (``train.evaluate.model.evaluate_model``)
   at every validation (``trainer.check_val_every_n_epoch = eval.every_n_epochs``) and logs
   ``val/<set>/HOTA``, ``val/<set>/IDF1``, ``val/<set>/MOTA`` and ``val/HOTA`` (the monitored set), which
   ModelCheckpoint / EarlyStopping then monitor (mode max).
@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -20,7 +19,10 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from train.run_records import write_json
+from builder.formats.build_layout import split_val_sets
+from builder.formats.files import read_json
+from train.evaluate.model import evaluate_model
+from train.stage.records import write_json
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +30,7 @@ log = logging.getLogger(__name__)
 TRACKING_KEYS = ("HOTA", "IDF1", "MOTA")
 
 
-def tracking_eval_available() -> bool:
-    """True when the evaluation module (train/stage_eval.py) is importable."""
-    try:
-        from train.stage_eval import evaluate_model  # noqa: F401
-    except ImportError:
-        return False
-    return True
+
 
 
 class TrackingEval(L.Callback):
@@ -45,7 +41,7 @@ class TrackingEval(L.Callback):
         monitor_set: val set whose HOTA is logged as ``val/HOTA``; when the build lacks it, the first
             watched set present is used (with a warning).
         watch: val sets evaluated (``monitor_set`` is always included).
-        tracker_params: keyword arguments of ``train.tracker.ByteTracker``.
+        tracker_params: keyword arguments of ``train.track.bytetrack.ByteTracker``.
         score_thresh: detections below this score are not given to the tracker.
         max_frames: evaluate at most this many frames per sequence (None = all).
     """
@@ -62,10 +58,8 @@ class TrackingEval(L.Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        from train.stage_eval import evaluate_model
-
         classes = pl_module.extra_checkpoint.get("classes")
-        present = [s for s in self.watch if s in available_val_sets(self.build_dir)]
+        present = [s for s in self.watch if s in split_val_sets(self.build_dir, "val")]
         if not present:
             raise ValueError(f"{self.build_dir}/val: none of the watched val sets {self.watch} is in the build")
         out = self.out_dir / f"epoch{trainer.current_epoch}"
@@ -84,10 +78,7 @@ class TrackingEval(L.Callback):
                       sync_dist=True)
 
 
-def available_val_sets(build_dir: str | Path) -> list[str]:
-    """Val sets of a build: the ``<source>`` prefixes of ``val/<source>__<seq>`` directories, sorted."""
-    val = Path(build_dir) / "val"
-    return sorted({p.name.split("__", 1)[0] for p in val.iterdir() if p.is_dir()}) if val.is_dir() else []
+
 
 
 class HistoryRecorder(L.Callback):
@@ -109,7 +100,7 @@ class HistoryRecorder(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # after a resume, trainer.current_epoch is the restored epoch here (not yet in on_fit_start)
         if self.path.is_file():
-            old = json.loads(self.path.read_text()).get("epochs", [])
+            old = read_json(self.path, what="training_history.json").get("epochs", [])
             self.epochs = [e for e in old if e["epoch"] < trainer.current_epoch]
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -15,7 +15,6 @@ Target dict of one frame (what the transforms and the model's loss see):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -26,12 +25,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-#: Splits a build may hold.
-SPLITS = ("train", "val", "test")
-
-
-class BuildFormatError(ValueError):
-    """A build file does not follow the build contract; the message names the file and the key."""
+from builder.errors import FormatError
+from builder.formats.build_layout import BUILD_SPLITS
+from builder.formats.files import read_json
 
 
 @dataclass(frozen=True)
@@ -62,35 +58,15 @@ class FrameEntry:
     ignore: np.ndarray
 
 
-def read_classes(build_dir: str | Path) -> list[str]:
-    """Class list of a build, from ``build_manifest.json`` key ``classes`` (unified id = position + 1).
-
-    Raises:
-        FileNotFoundError: the manifest is missing (names the path and the command that makes a build).
-        BuildFormatError: the key is missing or not a non-empty list of strings.
-    """
-    path = Path(build_dir) / "build_manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no build manifest; make the build first "
-                                "(`make build-data STAGE=N`)")
-    manifest = _load_json(path)
-    classes = manifest.get("classes")
-    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
-        raise BuildFormatError(f"{path}: key 'classes' must be a non-empty list of class names, got {classes!r}")
-    return classes
 
 
-def _load_json(path: Path) -> dict:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise BuildFormatError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from e
+
+
 
 
 def _xywh_to_xyxy(bbox: Sequence[float], where: str) -> list[float]:
     if not isinstance(bbox, list | tuple) or len(bbox) != 4:
-        raise BuildFormatError(f"{where}: 'bbox' must be [x, y, w, h] in pixels, got {bbox!r}")
+        raise FormatError(f"{where}: 'bbox' must be [x, y, w, h] in pixels, got {bbox!r}")
     x, y, w, h = (float(v) for v in bbox)
     return [x, y, x + w, y + h]
 
@@ -107,29 +83,29 @@ def load_split(build_dir: str | Path, split: str) -> list[FrameEntry]:
 
     Raises:
         ValueError: unknown split. FileNotFoundError: missing annotation file.
-        BuildFormatError: a missing key, or a positive whose ``category_id`` is not a category of the file
+        FormatError: a missing key, or a positive whose ``category_id`` is not a category of the file
             (a label the detector's head has no row for), naming the file and the record.
     """
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if split not in BUILD_SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {BUILD_SPLITS}")
     build_dir = Path(build_dir).resolve()
     path = build_dir / "annotations" / f"{split}.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no annotations for split {split!r} in build {build_dir}")
-    coco = _load_json(path)
+    coco = read_json(path, what="COCO-VID annotations")
     try:
         videos = {v["id"]: v["name"] for v in coco["videos"]}
         categories = {c["id"] for c in coco["categories"]}
         anns_by_image: dict[int, list[dict]] = {}
         for ann in coco["annotations"]:
             if not ann.get("iscrowd", 0) and ann["category_id"] not in categories:
-                raise BuildFormatError(f"{path}: annotation id {ann.get('id')}: category_id "
+                raise FormatError(f"{path}: annotation id {ann.get('id')}: category_id "
                                        f"{ann['category_id']!r} is not one of the categories {sorted(categories)}")
             anns_by_image.setdefault(ann["image_id"], []).append(ann)
         entries = [_entry(build_dir, img, videos, anns_by_image.get(img["id"], []), path)
                    for img in coco["images"]]
     except KeyError as e:
-        raise BuildFormatError(f"{path}: missing key {e} (COCO-VID as in docs/CONTRACTS.md)") from e
+        raise FormatError(f"{path}: missing key {e} (COCO-VID as in docs/CONTRACTS.md)") from e
     entries.sort(key=lambda e: (e.video, e.frame_id))
     return entries
 
@@ -159,7 +135,7 @@ def _entry(build_dir: Path, img: dict, videos: dict, anns: list[dict], path: Pat
 
 
 def read_image(path: Path) -> torch.Tensor:
-    """Read a frame (OpenCV, as train.track does) as a uint8 RGB tensor (3, H, W).
+    """Read a frame (OpenCV, as train.track.runner does) as a uint8 RGB tensor (3, H, W).
 
     Raises:
         FileNotFoundError: the file is missing or unreadable (names the path).
@@ -186,7 +162,7 @@ def entry_target(entry: FrameEntry) -> dict:
 
 Transform = Callable[[torch.Tensor, dict], tuple[torch.Tensor, dict]]
 
-#: A dataset key: an index, or ``(index, sample seed)`` as :class:`train.datamodule.EpochSeededSampler`
+#: A dataset key: an index, or ``(index, sample seed)`` as :class:`train.stage.datamodule.EpochSeededSampler`
 #: yields them, so that a sample's random augmentation depends only on its seed (not on the order of
 #: loading, the worker, or what else drew from the global RNG).
 Key = int | tuple[int, int]

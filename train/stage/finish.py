@@ -4,12 +4,11 @@ run records (model_info.json, stopping_reason.txt, ``runs/stage<N>/latest``).
 report.md holds: the stopping reason and best metric, each loss component's epoch mean in the first vs the
 last epoch, the tracking metrics per val set, the regression table against the parent stage's metrics.json
 (``train.regression.compare``) and a FORGETTING line per (val set, class) whose HOTA dropped by more than
-``regression.tolerance`` points (default 1.0: the run-to-run spread of HOTA on DanceTrack, DESIGN.md).
+``regression.tolerance`` points (conf/train.yaml).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -21,9 +20,12 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig
 
-from train.callbacks import available_val_sets, tracking_eval_available
-from train.chaining import InitReport, update_latest
-from train.run_records import (
+from builder.formats.build_layout import split_val_sets
+from builder.formats.files import read_json, write_text_atomic
+from train.evaluate.model import evaluate_model
+from train.regression.gate import compare
+from train.stage.chaining import InitReport, update_latest
+from train.stage.records import (
     StopInfo,
     classify_exception,
     hyperparameters,
@@ -44,7 +46,7 @@ class StageRun:
     Attributes:
         cfg: the composed config (``stage.index``, ``data.build_dir``, ``eval``, ``regression``, ``tracker``,
             ``paths.runs_root``). config: the same, resolved to a plain dict (stored in the records).
-        run_dir: the run directory. module: the trained :class:`train.module.DetectionModule`.
+        run_dir: the run directory. module: the trained :class:`train.stage.module.DetectionModule`.
         classes: the build's class list. init: what the stage started from (None: no parent).
         t0: ``time.perf_counter()`` at the start (for ``wall_time_s``). trainer: the Lightning Trainer.
     """
@@ -140,15 +142,13 @@ def _best_weights(ctx: StageRun, best: dict) -> dict:
 
 def _evaluate(ctx: StageRun) -> dict | None:
     cfg = ctx.cfg
-    if not (cfg.eval.final and tracking_eval_available()):
-        log.warning("final evaluation skipped (eval.final=false or train/stage_eval.py missing)")
+    if not cfg.eval.final:
+        log.warning("final evaluation skipped (eval.final=false)")
         return None
-    from train.stage_eval import evaluate_model
-
     module, build_dir = ctx.module, Path(cfg.data.build_dir)
     result = evaluate_model(module.model, build_dir, "val", ctx.run_dir / "eval", classes=ctx.classes,
                             tracker_params=dict(cfg.tracker), score_thresh=cfg.eval.score_thresh,
-                            device=module.device, val_sets=available_val_sets(build_dir),
+                            device=module.device, val_sets=list(split_val_sets(build_dir, "val")),
                             max_frames=cfg.eval.final_max_frames)
     metrics = {"stage": cfg.stage.index, "val_sets": result["val_sets"]}
     write_json(ctx.run_dir / "metrics.json", metrics)
@@ -163,23 +163,18 @@ def parent_metrics(ctx: StageRun) -> dict | None:
     weights = Path(ctx.init.path)
     run_dir = weights.parent.parent if weights.parent.name == "checkpoints" else weights.parent
     path = run_dir / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path, what="the parent's metrics.json") if path.is_file() else None
 
 
 def _gate(ctx: StageRun, metrics: dict | None):
     if metrics is None:
-        return None
-    try:
-        from train.regression import compare
-    except ImportError:
-        log.warning("regression gate skipped: train/regression.py missing")
         return None
     return compare(parent_metrics(ctx), metrics, tolerance=float(ctx.cfg.regression.tolerance))
 
 
 def forgetting_lines(regression) -> list[str]:
     """``FORGETTING: <val set> / <class>: HOTA <delta> points vs the parent stage (tolerance <t>)`` per
-    flagged entry of a ``train.regression.Regression`` (none for None)."""
+    flagged entry of a ``train.regression.gate.Regression`` (none for None)."""
     if regression is None:
         return []
     return [f"FORGETTING: {vs} / {cls}: HOTA {delta:+.2f} points vs the parent stage "
@@ -196,7 +191,7 @@ def _in_multirun() -> bool:
 
 def finish_stage(ctx: StageRun, stop: StopInfo) -> dict:
     """Best weights -> best_model.pth, evaluation, gate, report.md, records, ``latest``; returns the metrics
-    dict of :func:`train.train.train`."""
+    dict of :func:`train.stage.app.train`."""
     cfg, run_dir, trainer = ctx.cfg, ctx.run_dir, ctx.trainer
     best = best_so_far(trainer)
     state = _best_weights(ctx, best)
@@ -234,7 +229,7 @@ def loss_breakdown(history: dict) -> list[tuple[str, float, float]]:
 def write_report(run_dir: Path, *, stop: StopInfo, metrics: dict | None, regression, stage: int) -> Path:
     """Write report.md (see the module docstring) and return its path."""
     history_path = run_dir / "training_history.json"
-    history = json.loads(history_path.read_text()) if history_path.is_file() else {}
+    history = read_json(history_path, what="training_history.json") if history_path.is_file() else {}
     best = stop.best
     lines = [f"# Stage {stage}: {run_dir.name}", "", f"- stopping reason: **{stop.reason}** ({'; '.join(stop.details)})",
              f"- best: {best.get('metric')} = {best.get('value')} at epoch {best.get('epoch')}", "",
@@ -250,11 +245,11 @@ def write_report(run_dir: Path, *, stop: StopInfo, metrics: dict | None, regress
                                                      if k != "IDSW" else str(m["combined"].get(k))
                                                      for k in REPORT_METRICS) + " |")
     else:
-        lines.append("not evaluated (eval.final=false or the evaluation module is missing)")
+        lines.append("not evaluated (eval.final=false)")
     lines += ["", "## Regression vs the parent stage", ""]
     lines.append(regression.render_markdown() if regression is not None else "no regression table "
                  "(no parent metrics.json or no evaluation)")
     lines += ["", *stop.forgetting] if stop.forgetting else ["", "No FORGETTING beyond the tolerance."]
     path = run_dir / "report.md"
-    path.write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
     return path

@@ -5,8 +5,8 @@ every frame (eval mode, no grad, frames batched), the ByteTrack-style tracker li
 
 - ``<out_dir>/<val set>/tracker/<seq>.txt`` holds the MOTChallenge result files,
 - ``<out_dir>/<val set>/metrics.json`` holds ``{"combined", "per_class", "per_sequence", "detection"}``:
-  HOTA / CLEAR / Identity from :mod:`train.evaluate` (the source benchmark's preprocessing) and COCO
-  detection AP from :mod:`train.coco_eval` on the build's ``annotations/<split>.json``.
+  HOTA / CLEAR / Identity from :mod:`train.evaluate.scoring` (the source benchmark's preprocessing) and COCO
+  detection AP from :mod:`train.evaluate.coco` on the build's ``annotations/<split>.json``.
 
 Usage (from Python; the CLI equivalents are ``python -m train.track`` then ``python -m train.evaluate``)::
 
@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from train.coco_eval import detections_to_coco, evaluate_detections, image_ids_by_frame, load_coco
-from train.evaluate import build_val_sets, evaluate_mot, read_build_classes, rules_for_source
-from train.run_records import write_json
-from train.track import DEFAULT_BATCH, TorchDetector, track_sequence
+from builder.formats.build_layout import build_classes, split_val_sets
+from builder.formats.files import write_json
+from train.evaluate.coco import detections_to_coco, evaluate_detections, image_ids_by_frame, load_coco
+from train.evaluate.results import evaluate_mot, rules_for_source
+from train.track.runner import DEFAULT_BATCH, TorchDetector, track_sequence
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def evaluate_model(model, build_dir: Path | str, split: str, out_dir: Path | str
         split: usually ``val``.
         out_dir: where ``<val set>/tracker/<seq>.txt`` and ``<val set>/metrics.json`` go.
         classes: the model's class list (ids 1-based); None = the build's.
-        tracker_params: :class:`train.tracker.ByteTracker` keyword arguments.
+        tracker_params: :class:`train.track.bytetrack.ByteTracker` keyword arguments.
         score_thresh: detections below this score are dropped before tracking and AP.
         device: torch device the model is on.
         val_sets: only these val sets (default all of the split).
@@ -96,14 +97,14 @@ def evaluate_model(model, build_dir: Path | str, split: str, out_dir: Path | str
         FileNotFoundError / EvaluationError naming the missing or malformed file.
     """
     build_dir, out_dir = Path(build_dir), Path(out_dir)
-    classes = list(classes) if classes else read_build_classes(build_dir)
+    classes = list(classes) if classes else build_classes(build_dir)
     ann = build_dir / "annotations" / f"{split}.json"
     coco = load_coco(ann) if ann.is_file() else None
     if coco is None:
         log.warning("%s: missing, detection AP skipped", ann)
     detect = TorchDetector(model, device, score_thresh)
     out = {}
-    for vs, names in build_val_sets(build_dir, split, val_sets).items():
+    for vs, names in split_val_sets(build_dir, split, val_sets).items():
         start = time.perf_counter()
         vs_dir = out_dir / vs
         detection = _track_val_set(coco, names, vs_dir, detect, tracker_params, batch_size, max_frames,

@@ -1,6 +1,6 @@
 """LightningModule around a torchvision detector: one shared loss step, named loss components, param groups.
 
-Batches are ``(images, targets)`` as :func:`train.datasets.collate_frames` makes them: ``images`` a list of
+Batches are ``(images, targets)`` as :func:`train.stage.datasets.collate_frames` makes them: ``images`` a list of
 float32 (3, H, W) in [0, 1], ``targets`` a list of dicts with ``boxes`` (N, 4) float32 xyxy px and
 ``labels`` (N,) int64 (1..K). The detector returns a dict of named loss components (torchvision's
 references/detection/engine.py practice); they are summed, checked finite and each logged by name as
@@ -19,6 +19,8 @@ import torch
 from lightning.pytorch.utilities import grad_norm
 from torch import nn
 
+from train.errors import NonFiniteLossError
+
 #: Parameter-name prefix of the backbone body (torchvision detectors: ``backbone.body``; the FPN is "rest").
 BACKBONE_PREFIX = "backbone.body."
 
@@ -27,12 +29,8 @@ BACKBONE_PREFIX = "backbone.body."
 MODEL_SEED_OFFSET = 1_000_003
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The summed loss was NaN or infinite; the message names the step and the component values."""
-
-
 class DetectionModule(L.LightningModule):
-    """Train a torchvision detector (see :mod:`train.models`) with Lightning.
+    """Train a torchvision detector (see :mod:`train.stage.models`) with Lightning.
 
     Args:
         model: torchvision detector (Faster R-CNN / FCOS / RetinaNet).
@@ -43,7 +41,7 @@ class DetectionModule(L.LightningModule):
         scheduler_interval: ``epoch`` or ``step`` (when ``scheduler.step()`` is called).
         seed: base seed; the RNGs are reseeded with ``seed + epoch + MODEL_SEED_OFFSET`` before the first
             step of every epoch (the detector's anchor / proposal sampling), and the data side draws each
-            sample's augmentation from its own seed (:class:`train.datamodule.EpochSeededSampler`): a resumed
+            sample's augmentation from its own seed (:class:`train.stage.datamodule.EpochSeededSampler`): a resumed
             run replays an uninterrupted one exactly.
         extra_checkpoint: plain dict stored in every Lightning checkpoint (resolved config, classes).
     """

@@ -1,6 +1,6 @@
 """LightningDataModule over one build (train split for fitting, val split for the validation loss).
 
-Tracking metrics on the val sets are computed separately, by :class:`train.callbacks.TrackingEval`, from
+Tracking metrics on the val sets are computed separately, by :class:`train.stage.callbacks.TrackingEval`, from
 the build's MOT directories; this module only feeds the detector's loss.
 """
 
@@ -13,8 +13,9 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from train.datasets import ClipDataset, FrameDataset, collate_frames, read_classes
-from train.transforms import make_transform
+from builder.formats.build_layout import build_classes
+from train.stage.datasets import ClipDataset, FrameDataset, collate_frames
+from train.stage.transforms import make_transform
 
 
 class EpochSeededSampler(Sampler[tuple[int, int]]):
@@ -22,9 +23,9 @@ class EpochSeededSampler(Sampler[tuple[int, int]]):
 
     Lightning calls ``set_epoch`` at the start of every training epoch, including the first epoch after a
     resume (when ``on_train_epoch_start`` hooks are skipped). Each sample's augmentation is drawn from its
-    own seed (a function of seed, epoch and index; see :data:`train.datasets.Key`), so the data of an epoch
+    own seed (a function of seed, epoch and index; see :data:`train.stage.datasets.Key`), so the data of an epoch
     replays exactly after a resume, in any worker; the detector's own sampling is reseeded per epoch by
-    :class:`train.module.DetectionModule`. Together: an interrupted and resumed run reaches the weights of
+    :class:`train.stage.module.DetectionModule`. Together: an interrupted and resumed run reaches the weights of
     an uninterrupted one (on deterministic CPU kernels).
     """
 
@@ -57,7 +58,7 @@ class BuildDataModule(L.LightningDataModule):
         scales: training shortest-side sizes in px (multi-scale).
         max_size: longest-side cap in px.
         eval_size: validation shortest side in px (None: ``max(scales)``); the model's ``min_size``.
-        hflip_prob, photometric, mask_ignore: see :func:`train.transforms.make_transform`.
+        hflip_prob, photometric, mask_ignore: see :func:`train.stage.transforms.make_transform`.
         clip_length: 1 yields frames; T > 1 yields non-overlapping clips of T consecutive frames.
         max_train_frames, max_val_frames: keep only the first N frames (debug presets).
         seed: base seed of the training order and augmentations (see :class:`EpochSeededSampler`).
@@ -70,7 +71,7 @@ class BuildDataModule(L.LightningDataModule):
                  pin_memory: bool = False, seed: int = 0) -> None:
         super().__init__()
         self.build_dir = Path(build_dir)
-        self.classes = read_classes(self.build_dir)
+        self.classes = build_classes(self.build_dir)
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.scales, self.max_size = list(scales), max_size
         self.eval_size = eval_size or max(self.scales)

@@ -1,4 +1,4 @@
-"""Train one curriculum stage: build in a fixed order, fit, then evaluate, gate and record.
+"""Fit one curriculum stage: build in a fixed order, fit, then evaluate, gate and record.
 
 Run::
 
@@ -24,22 +24,23 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from train.callbacks import RunGuard, tracking_eval_available
-from train.chaining import (
+from train.console import quiet_lightning
+from train.stage.callbacks import RunGuard
+from train.stage.chaining import (
     find_resume_checkpoint,
     load_init_weights,
     parent_stage_command,
     resolve_init,
     resumed_init,
 )
-from train.module import DetectionModule
-from train.report import StageRun, finish_failed, finish_stage, fit_stop_info
-from train.run_records import previous_wall_time
+from train.stage.finish import StageRun, finish_failed, finish_stage, fit_stop_info
+from train.stage.module import DetectionModule
+from train.stage.records import previous_wall_time
 
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig) -> dict:
+def run_stage(cfg: DictConfig) -> dict:
     """Train the stage described by ``cfg`` (conf/train.yaml composed); return its final metrics dict.
 
     The dict holds ``exit_code`` (1 when ``regression.fail`` and the gate found forgetting), ``best``
@@ -48,9 +49,10 @@ def train(cfg: DictConfig) -> dict:
     stopping_reason.txt and model_info.json are written; ``latest`` then stays where it was.
 
     Raises:
-        train.chaining.ChainingError: nothing to start from or to resume (names the command to run first).
+        train.errors.ChainingError: nothing to start from or to resume (names the command to run first).
     """
     t0 = time.perf_counter()
+    quiet_lightning()  # Hydra configured logging: Lightning's records now go through it, once
     resumed = find_resume_checkpoint(cfg.resume, stage=cfg.stage.index, runs_root=cfg.paths.runs_root)
     run_dir = Path(resumed[0] if resumed else cfg.paths.output_dir)
     with open_dict(cfg):  # a resumed run keeps writing into its own run directory
@@ -118,11 +120,9 @@ def _scheduler(cfg: DictConfig):
 
 
 def select_monitor(cfg: DictConfig) -> None:
-    """Monitor ``val/HOTA`` (mode max) when tracking evaluation is enabled and available, else ``val/loss``
-    (mode min); removes the tracking callback in the second case. Mutates ``cfg``."""
-    tracking = bool(cfg.eval.tracking) and tracking_eval_available()
-    if cfg.eval.tracking and not tracking:
-        log.warning("tracking evaluation unavailable (train/stage_eval.py missing): monitoring val/loss")
+    """Monitor ``val/HOTA`` (mode max) when ``eval.tracking``, else ``val/loss`` (mode min); removes the
+    tracking callback in the second case. Mutates ``cfg``."""
+    tracking = bool(cfg.eval.tracking)
     with open_dict(cfg):
         cfg.eval.monitor, cfg.eval.mode = ("val/HOTA", "max") if tracking else ("val/loss", "min")
         if not tracking and "tracking_eval" in cfg.callbacks:

@@ -3,29 +3,22 @@
 One result file per sequence, ``<out>/<seq>.txt``, rows ``frame,id,x,y,w,h,score,class,-1,-1``
 (1-based frames, xywh pixels, class = unified class id), as ``python -m train.evaluate`` and TrackEval read.
 
-Usage::
-
-    python -m train.track --checkpoint runs/stage1/latest/best_model.pth \\
-        --split-dir data/builds/demo_stage1/val --out runs/track/demo_stage1 [--seqs dancetrack__x ...]
-    python -m train.track --checkpoint best_model.pth --raw mot17 --root data/raw/MOT17 --split train \\
-        --out runs/track/mot17
+The command line is ``python -m train.track`` (train/track/__main__.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import logging
-import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from train.mot_io import list_sequences, read_seqinfo, write_results, xyxy_to_xywh
-from train.tracker import ByteTracker, Tracks
+from builder.formats.motchallenge import list_sequences, read_seqinfo, write_results, xyxy_to_xywh
+from train.errors import ConfigError, TrainError
+from train.track.bytetrack import ByteTracker, Tracks
 
 log = logging.getLogger(__name__)
 
@@ -76,26 +69,26 @@ def detector_from_checkpoint(path: Path | str, device="cpu",
                              score_thresh: float = 0.05) -> tuple[TorchDetector, list[str]]:
     """Load ``best_model.pth`` (``{"state_dict", "classes", "config"}``) into a :class:`TorchDetector`.
 
-    The model is rebuilt with ``train.models.build_model(**config["model"], num_classes=len(classes))``
+    The model is rebuilt with ``train.stage.models.build_model(**config["model"], num_classes=len(classes))``
     (pretrained-weights path ignored: the checkpoint holds every weight).
 
     Returns:
         (detector, class list).
 
     Raises:
-        FileNotFoundError: no such checkpoint. KeyError: the checkpoint lacks a required key (named).
+        TrainError: no such checkpoint, or it lacks a required key (named).
     """
     import torch
 
-    from train.models import build_model
+    from train.stage.models import build_model
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found (expected a stage run's best_model.pth)")
+        raise TrainError(f"{path}: checkpoint not found (expected a stage run's best_model.pth)")
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     for key in ("state_dict", "classes", "config"):
         if key not in ckpt:
-            raise KeyError(f"{path}: checkpoint has no '{key}' (expected keys state_dict, classes, config)")
+            raise TrainError(f"{path}: checkpoint has no '{key}' (expected keys state_dict, classes, config)")
     cfg_model = {k: v for k, v in dict(ckpt["config"]["model"]).items() if k not in ("_target_", "weights_path")}
     classes = list(ckpt["classes"])
     model = build_model(**cfg_model, num_classes=len(classes))
@@ -150,13 +143,13 @@ def make_tracker(params: dict | None, frame_rate: float) -> ByteTracker:
     sequence's unless ``params`` sets it.
 
     Raises:
-        ValueError: an unknown parameter name (lists the valid ones) or a bad value.
+        ConfigError: an unknown parameter name (lists the valid ones).
     """
     params = dict(params or {})
     valid = [n for n in inspect.signature(ByteTracker).parameters if n != "self"]
     unknown = sorted(set(params) - set(valid))
     if unknown:
-        raise ValueError(f"tracker parameter(s) {unknown} not known; valid: {valid}")
+        raise ConfigError(f"tracker parameter(s) {unknown} not known; valid: {valid}")
     return ByteTracker(**{"frame_rate": frame_rate, **params})
 
 
@@ -223,62 +216,3 @@ def track_split(detect: DetectFn, split_dir: Path | str, out_dir: Path | str, *,
         written.append(track_sequence(detect, split_dir / name, out_dir / f"{name}.txt",
                                       tracker_params=tracker_params, batch_size=batch_size, max_frames=max_frames))
     return written
-
-
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m train.track", description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", required=True, type=Path, help="a stage run's best_model.pth")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--split-dir", type=Path, help="a build split folder, e.g. data/builds/demo_stage1/val")
-    src.add_argument("--raw", choices=["mot17", "dancetrack"], help="a raw MOTChallenge-layout split")
-    p.add_argument("--root", type=Path, help="raw dataset root (with --raw): <root>/<split>/<seq>/img1")
-    p.add_argument("--split", default="val", help="raw split (with --raw)")
-    p.add_argument("--out", required=True, type=Path, help="folder for the <seq>.txt result files")
-    p.add_argument("--seqs", nargs="*", help="only these sequences")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--score-thresh", type=float, default=0.05, help="detections below are dropped")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
-    p.add_argument("--max-frames", type=int, help="only frames 1..N of each sequence (a quick look)")
-    p.add_argument("--tracker", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="ByteTracker keyword arguments, e.g. high_thresh=0.6 track_buffer=60")
-    return p.parse_args(argv)
-
-
-def _tracker_overrides(pairs: list[str]) -> dict:
-    """``["high_thresh=0.6", "per_class=false"]`` -> ``{"high_thresh": 0.6, "per_class": False}``."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ValueError(f"--tracker {pair!r}: expected KEY=VALUE")
-        low = value.lower()
-        try:
-            out[key] = low == "true" if low in ("true", "false") else (int(value) if value.lstrip("-").isdigit()
-                                                                         else float(value))
-        except ValueError:
-            raise ValueError(f"--tracker {pair!r}: {key} needs a number or true/false, got {value!r}") from None
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point; returns the exit status (0 ok, 2 bad input)."""
-    args = _parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        split_dir = args.split_dir if args.split_dir else (args.root / args.split if args.root else None)
-        if split_dir is None:
-            raise ValueError("--raw needs --root (the dataset's root folder)")
-        detect, classes = detector_from_checkpoint(args.checkpoint, args.device, args.score_thresh)
-        start = time.perf_counter()
-        files = track_split(detect, split_dir, args.out, tracker_params=_tracker_overrides(args.tracker),
-                            seqs=args.seqs, progress=True, batch_size=args.batch_size, max_frames=args.max_frames)
-    except (OSError, KeyError, ValueError, TypeError) as exc:  # OSError: missing / unreadable files
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {len(files)} result files to {args.out} in {time.perf_counter() - start:.1f} s "
-          f"(classes: {', '.join(f'{i + 1}={c}' for i, c in enumerate(classes))})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

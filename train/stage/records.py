@@ -8,7 +8,6 @@ handler); every JSON file is written atomically (temp file + ``os.replace``).
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -21,42 +20,31 @@ from typing import Any
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from train.module import NonFiniteLossError
+from builder.errors import BuilderError
+from builder.formats import files
+from train.config import flatten
+from train.errors import NonFiniteLossError
 
 REASONS = ("max_epochs", "early_stopping", "non_finite_loss", "out_of_memory", "interrupted", "error")
 
 
 def write_json(path: str | Path, obj: Any, *, sort_keys: bool = False) -> Path:
-    """Write ``obj`` as indented JSON atomically (temp file in the same directory + os.replace).
+    """Write a run record as indented JSON atomically (:func:`builder.formats.files.write_json`); tensors become
+    numbers or lists.
 
-    Tensors become numbers or lists and paths strings; anything else unserialisable raises ``TypeError``.
+    Raises:
+        TypeError: a value that is neither JSON, a path nor a tensor.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=sort_keys, default=_json_default) + "\n")
-    os.replace(tmp, path)
-    return path
+    return files.write_json(path, obj, sort_keys=sort_keys, default=_json_default)
 
 
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, torch.Tensor):
         return obj.item() if obj.numel() == 1 else obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def flatten(cfg: Mapping, prefix: str = "") -> dict[str, Any]:
-    """Flatten a nested plain dict to ``{"optim.lr": 2e-5, ...}`` (lists kept as values)."""
-    flat: dict[str, Any] = {}
-    for key, value in cfg.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
+
 
 
 #: Config sections whose values are the run's hyperparameters (paths, hydra and logging are not).
@@ -95,13 +83,11 @@ def model_info(*, stage: int, parent: dict | None, build_dir: Path, classes: lis
                config: Mapping, wall_time_s: float, extra: dict | None = None) -> dict:
     """The model_info.json dict (keys as docs/CONTRACTS.md)."""
     manifest = build_dir / "build_manifest.json"
-    from train.chaining import sha256_file  # local: chaining imports torchvision detection models
-
     info = {
         "stage": stage,
         "parent": parent,
         "build": {"path": str(build_dir.resolve()),
-                  "manifest_sha256": sha256_file(manifest) if manifest.is_file() else None},
+                  "manifest_sha256": files.sha256_file(manifest) if manifest.is_file() else None},
         "classes": list(classes),
         "best": best,
         "hyperparameters": hyperparameters(config),
@@ -118,8 +104,8 @@ def previous_wall_time(run_dir: str | Path) -> float:
     that a resumed run records the total; 0.0 when there is none (e.g. the process was killed hard)."""
     path = Path(run_dir) / "model_info.json"
     try:
-        return float(json.loads(path.read_text()).get("wall_time_s") or 0.0)
-    except (OSError, ValueError, TypeError):
+        return float(files.read_json(path).get("wall_time_s") or 0.0)
+    except (OSError, ValueError, TypeError, BuilderError):
         return 0.0
 
 
@@ -201,8 +187,4 @@ def render_stopping_reason(info: StopInfo, *, stage: int) -> str:
 
 def write_stopping_reason(path: Path, info: StopInfo, *, stage: int) -> Path:
     """Write stopping_reason.txt atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render_stopping_reason(info, stage=stage))
-    os.replace(tmp, path)
-    return path
+    return files.write_text_atomic(path, render_stopping_reason(info, stage=stage))

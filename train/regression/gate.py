@@ -3,21 +3,20 @@
 ``compare(previous, current)`` takes two ``metrics.json`` dicts (the parent stage's and this stage's, see
 docs/CONTRACTS.md) and lists, for every val set, every class and the ``combined`` entry, the metrics
 HOTA, DetA, AssA, IDF1 and MOTA before and after. A HOTA drop of more than ``tolerance`` points on a
-class of a val set is FORGETTING. The default tolerance, 1.0 HOTA point, is the run-to-run spread of
-HOTA on DanceTrack that the project's plan takes as the noise level (DESIGN.md "Regression check", issue 4:
-"the published run-to-run spread of HOTA on DanceTrack"); drops within it are not flagged.
+class of a val set is FORGETTING; drops within the tolerance are not flagged. The tolerance is the config's
+``regression.tolerance`` (conf/train.yaml), the one place it is set.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from train.errors import ConfigError, EvaluationError
+
 #: Metrics compared, in table order (all on the 0-100 scale of metrics.json).
 GATE_METRICS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA")
 #: The metric whose drop is forgetting.
 FORGETTING_METRIC = "HOTA"
-#: Default tolerance in HOTA points (see the module docstring for its source).
-DEFAULT_TOLERANCE = 1.0
 #: Float slack when comparing a drop with the tolerance: 16.1 -> 15.1 is a 1.0-point drop (not forgetting at
 #: tolerance 1.0) although 15.1 - 16.1 = -1.0000000000000018 in binary floating point.
 _FLOAT_SLACK = 1e-9
@@ -58,8 +57,8 @@ class Regression:
     """
 
     rows: list[Row]
+    tolerance: float
     forgetting: list[tuple[str, str, float]] = field(default_factory=list)
-    tolerance: float = DEFAULT_TOLERANCE
     baseline: bool = False
     missing: list[str] = field(default_factory=list)
 
@@ -87,7 +86,7 @@ class Regression:
             lines.append(f"> **WARNING**: val set `{vs}` was evaluated in the previous stage but not in this one")
         if lines and not self.baseline:
             lines.append("")
-        lines += [f"HOTA tolerance: {self.tolerance:.1f} points (run-to-run spread of HOTA on DanceTrack).", "",
+        lines += [f"HOTA tolerance: {self.tolerance:.1f} points (regression.tolerance).", "",
                   "| val set | class | metric | before | after | delta | flag |", "|---|---|---|---:|---:|---:|---|"]
         for row in self.rows:
             flag = self._flag(row)
@@ -145,23 +144,23 @@ def _val_sets(metrics: object, which: str) -> dict[str, dict]:
     """``metrics["val_sets"]`` checked to be ``{set: {"combined": {...}, "per_class": {name: {...}}}}``.
 
     Raises:
-        ValueError: naming ``which`` (previous / current) and the key that does not have that shape.
+        EvaluationError: naming ``which`` (previous / current) and the key that does not have that shape.
     """
     if not isinstance(metrics, dict) or not isinstance(metrics.get("val_sets"), dict):
-        raise ValueError(f"{which} metrics: expected a JSON object with a 'val_sets' mapping (metrics.json format)")
+        raise EvaluationError(f"{which} metrics: expected a JSON object with a 'val_sets' mapping (metrics.json format)")
     for vs, entry in metrics["val_sets"].items():
         if not isinstance(entry, dict):
-            raise ValueError(f"{which} metrics: val_sets.{vs} must be an object with 'combined' / 'per_class'")
+            raise EvaluationError(f"{which} metrics: val_sets.{vs} must be an object with 'combined' / 'per_class'")
         for key in ("combined", "per_class"):
             if key in entry and not isinstance(entry[key], dict):
-                raise ValueError(f"{which} metrics: val_sets.{vs}.{key} must be an object")
+                raise EvaluationError(f"{which} metrics: val_sets.{vs}.{key} must be an object")
         for cls, values in entry.get("per_class", {}).items():
             if not isinstance(values, dict):
-                raise ValueError(f"{which} metrics: val_sets.{vs}.per_class.{cls} must be an object of metrics")
+                raise EvaluationError(f"{which} metrics: val_sets.{vs}.per_class.{cls} must be an object of metrics")
     return metrics["val_sets"]
 
 
-def compare(previous: dict | None, current: dict, *, tolerance: float = DEFAULT_TOLERANCE) -> Regression:
+def compare(previous: dict | None, current: dict, *, tolerance: float) -> Regression:
     """Compare two metrics.json dicts (``{"val_sets": {set: {"combined", "per_class"}}}``).
 
     Args:
@@ -174,11 +173,12 @@ def compare(previous: dict | None, current: dict, *, tolerance: float = DEFAULT_
         and ``combined``, and the metrics :data:`GATE_METRICS`.
 
     Raises:
-        ValueError: negative tolerance, or ``previous`` / ``current`` not in the metrics.json shape (the
-            message names which one and the key).
+        ConfigError: negative tolerance.
+        EvaluationError: ``previous`` / ``current`` not in the metrics.json shape (the message names which one
+            and the key).
     """
     if tolerance < 0:
-        raise ValueError(f"regression tolerance must be >= 0, got {tolerance}")
+        raise ConfigError(f"regression.tolerance must be >= 0, got {tolerance}")
     after_sets = _val_sets(current, "current")
     before_sets = _val_sets(previous, "previous") if previous is not None else {}
     reg = Regression(rows=[], tolerance=tolerance, baseline=previous is None,
@@ -196,53 +196,3 @@ def compare(previous: dict | None, current: dict, *, tolerance: float = DEFAULT_
             if is_forgetting(row.delta, tolerance):
                 reg.forgetting.append((vs, cls, row.delta))
     return reg
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m train.regression PREVIOUS.json CURRENT.json [--tolerance 1.0] [--fail] [--markdown OUT.md]``.
-
-    Prints the regression table; exit status 1 when ``--fail`` and FORGETTING was found, 2 on bad input.
-    PREVIOUS may be ``-`` for a baseline table.
-    """
-    import argparse
-    import json
-    from pathlib import Path
-
-    from rich.console import Console
-
-    p = argparse.ArgumentParser(prog="python -m train.regression", description="Compare two metrics.json files.")
-    p.add_argument("previous", help="the parent stage's metrics.json, or - for none (baseline)")
-    p.add_argument("current", help="this stage's metrics.json")
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="HOTA points (default 1.0)")
-    p.add_argument("--fail", action="store_true", help="exit 1 when FORGETTING is found")
-    p.add_argument("--markdown", type=Path, help="also write the markdown table here")
-    args = p.parse_args(argv)
-
-    def load(path: str) -> dict:
-        try:
-            return json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-
-    try:
-        prev = None if args.previous == "-" else load(args.previous)
-        current = load(args.current)
-        try:
-            reg = compare(prev, current, tolerance=args.tolerance)
-        except ValueError as exc:  # name the files: "previous metrics" / "current metrics" -> the path
-            raise ValueError(str(exc).replace("previous metrics", f"{args.previous}")
-                             .replace("current metrics", f"{args.current}")) from None
-        Console(width=160).print(reg.render_rich())
-        if args.markdown:
-            args.markdown.parent.mkdir(parents=True, exist_ok=True)
-            args.markdown.write_text(reg.render_markdown(), encoding="utf-8")
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}")
-        return 2
-    return 1 if args.fail and reg.forgetting else 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())

@@ -18,8 +18,6 @@ Class-indexed layouts (K = number of foreground classes):
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -29,16 +27,15 @@ import torch
 from torch import nn
 from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
 
+from builder.formats.files import read_json, sha256_file
+from train.errors import ChainingError
+
 log = logging.getLogger(__name__)
 
 LATEST = "latest"
 BEST_MODEL = "best_model.pth"
 #: Prefix of the detector's tensors in a Lightning checkpoint (``DetectionModule.model``).
 LIGHTNING_PREFIX = "model."
-
-
-class ChainingError(RuntimeError):
-    """A stage cannot find or use what it should start from; the message says what to run first."""
 
 
 @dataclass
@@ -63,13 +60,7 @@ class InitReport:
                    list(parent.get("classes_new", [])), list(parent.get("classes_dropped", [])))
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+
 
 
 def stage_dir(runs_root: str | Path, stage: int) -> Path:
@@ -226,14 +217,14 @@ def update_latest(runs_stage_dir: str | Path, run_dir: str | Path) -> Path:
 
 def resumed_init(ckpt: str | Path, run_dir: str | Path) -> InitReport | None:
     """What the interrupted run being resumed started from: the ``parent`` stored in its checkpoint (see
-    :class:`train.module.DetectionModule` ``extra_checkpoint``), else the ``parent`` of its model_info.json
+    :class:`train.stage.module.DetectionModule` ``extra_checkpoint``), else the ``parent`` of its model_info.json
     (written when it died), else None. A resumed stage keeps its parent in model_info.json and its
     regression gate."""
     blob = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)
     parent = blob.get("parent") if isinstance(blob, dict) else None
     info = Path(run_dir) / "model_info.json"
     if parent is None and info.is_file():
-        parent = json.loads(info.read_text()).get("parent")
+        parent = read_json(info, what="model_info.json").get("parent")
     return InitReport.from_parent(parent) if parent else None
 
 

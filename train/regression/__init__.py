@@ -1,0 +1,1 @@
+"""The regression gate: what a stage gained and what it forgot on the locked val sets."""

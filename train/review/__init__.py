@@ -1,0 +1,1 @@
+"""Review tools over run directories: ranking runs (compare), the dashboard, ground truth vs tracks videos (viz)."""

@@ -1,0 +1,1 @@
+"""Fitting one stage: the Hydra app, data over builds, models, the LightningModule, callbacks, chaining, run records."""

@@ -1,0 +1,1 @@
+"""Tracking: the ByteTrack-style tracker, its Kalman filter, and running a detector + tracker over sequences."""
