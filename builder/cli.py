@@ -121,7 +121,7 @@ def _add_synth(sub) -> None:
     p = sub.add_parser("synth", help="write synthetic raw datasets in the official layouts")
     p.add_argument("out", help="output folder; sources go to <out>/<source>/ (e.g. data/synth)")
     p.add_argument("--scale", choices=list(SCALES), default="demo",
-                   help="data size: tiny (tests, ~1 s) or demo (make demo, ~10 s) (default: demo)")
+                   help="data size: tiny (what the tests use) or demo (what make demo trains on) (default: demo)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES),
                    help="sources to write (default: all)")
@@ -157,7 +157,7 @@ def _add_lock(sub) -> None:
     p.set_defaults(func=_cmd_lock)
 
 
-def make_parser() -> argparse.ArgumentParser:
+def build_parser() -> ArgumentParser:
     """The argparse parser of ``python -m builder`` (one subcommand per command)."""
     parser = ArgumentParser(prog="python -m builder", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -184,7 +184,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = make_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

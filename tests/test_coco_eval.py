@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from train.errors import EvaluationError
 from train.evaluate.coco import detections_to_coco, evaluate_detections, image_ids_by_frame, load_coco
 
 PERSON = [10.0, 10.0, 40.0, 80.0]  # xywh, area 3200 px^2: "medium" (32^2 .. 96^2)
@@ -87,7 +88,7 @@ def test_restricting_image_ids_and_frame_lookup():
     assert image_ids_by_frame(coco, "v__a") == {1: 1, 2: 2}
     res = evaluate_detections(coco, [det(1, 1, PERSON), det(1, 2, CAR)], image_ids=[1])
     assert res["AP"] == pytest.approx(100.0)
-    with pytest.raises(KeyError, match="nope"):
+    with pytest.raises(EvaluationError, match="nope"):
         image_ids_by_frame(coco, "nope")
 
 

@@ -151,5 +151,5 @@ def test_pretrained_weights_matching_nothing_are_an_error_naming_the_file(tmp_pa
     model = hydra.utils.instantiate(cfg.model, num_classes=2)
     # e.g. saved from a DDP-wrapped model: every key has a "module." prefix, so nothing would load
     torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, tmp_path / "ddp.pth")
-    with pytest.raises(ValueError, match=r"ddp.pth.*no tensor matches.*module\."):
+    with pytest.raises(ConfigError, match=r"ddp.pth.*no tensor matches.*module\."):
         load_pretrained(model, tmp_path / "ddp.pth")

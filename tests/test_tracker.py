@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from train.errors import ConfigError
 from train.track.bytetrack import ByteTracker, assign, box_iou
 from train.track.kalman import KalmanFilterXYAH, xyah_to_xyxy, xyxy_to_xyah
 
@@ -144,7 +145,7 @@ def test_bad_input_raises():
         ByteTracker().update(np.zeros((2, 3)), np.zeros(2), np.zeros(2))
     with pytest.raises(ValueError, match="lengths differ"):
         ByteTracker().update(np.zeros((2, 4)), np.zeros(1), np.zeros(2))
-    with pytest.raises(ValueError, match="low_thresh"):
+    with pytest.raises(ConfigError, match="low_thresh"):
         ByteTracker(low_thresh=0.7, high_thresh=0.5)
 
 

@@ -10,7 +10,7 @@ import torch
 from train_helpers import compose_stage, state_of
 
 from builder.formats.build_layout import build_classes
-from train.errors import NonFiniteLossError
+from train.errors import ConfigError, NonFiniteLossError
 from train.stage.app import run_stage
 from train.stage.datasets import ClipDataset, FrameDataset, collate_frames
 from train.stage.module import DetectionModule
@@ -66,7 +66,7 @@ def test_train_transform_moves_boxes_with_the_image():
     assert torch.allclose(out["boxes"], torch.tensor([[100 - 25.0, 10.0, 100 - 5.0, 40.0]]))
     assert torch.allclose(out["ignore"], torch.tensor([[100 - 70.0, 0.0, 100 - 50.0, 20.0]]))
     assert out["labels"].tolist() == [1] and out["track_ids"].tolist() == [7]
-    with pytest.raises(KeyError, match="Available"):
+    with pytest.raises(ConfigError, match="Available"):
         make_transform("mosaic")
 
 

@@ -37,7 +37,8 @@ def compose(overrides: Sequence[str] = (), *, config_name: str = PRIMARY) -> Dic
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             return hydra_compose(config_name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(one_line(str(exc))) from None
+        cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
+        raise ConfigError(one_line(f"{exc}{cause}")) from None
 
 
 def one_line(text: str) -> str:

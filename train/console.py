@@ -18,7 +18,7 @@ from rich.console import Console
 #: Loggers that Lightning gives a console handler of their own.
 LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
 #: Substrings of Lightning messages that advertise rather than inform.
-_NOISE = ("💡 Tip:",)
+_ADVERTISING = ("💡 Tip:",)
 #: Deprecation notices raised inside Lightning's own code (regexes for ``warnings.filterwarnings``).
 _LIBRARY_DEPRECATIONS = (r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",)
 #: Rich tables printed to a pipe keep this width (rich falls back to 80 columns there).
@@ -26,25 +26,27 @@ PIPE_WIDTH = 200
 
 
 class _DropNoise(logging.Filter):
-    """Drop records whose message contains one of :data:`_NOISE`."""
+    """Drop records whose message contains one of :data:`_ADVERTISING`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not any(n in message for n in _NOISE)
+        return not any(n in message for n in _ADVERTISING)
 
 
 def quiet_lightning() -> None:
     """Route Lightning's log records through the root logger only, without tips or library deprecations.
 
-    Idempotent; call it once the root logger is configured (Hydra's job logging or :func:`setup_logging`).
+    Idempotent; call it once the root logger's handlers exist (Hydra's job logging or :func:`setup_logging`).
     """
     for name in LIGHTNING_LOGGERS:
         logger = logging.getLogger(name)
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
         logger.propagate = True
-        if not any(isinstance(f, _DropNoise) for f in logger.filters):
-            logger.addFilter(_DropNoise())
+    # a logger's filters do not see records its children propagate: filter where records are written
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _DropNoise) for f in handler.filters):
+            handler.addFilter(_DropNoise())
     for pattern in _LIBRARY_DEPRECATIONS:
         warnings.filterwarnings("ignore", message=pattern)
 

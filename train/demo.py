@@ -164,7 +164,7 @@ def per_stage_table(rows: dict[str, Row]) -> Table:
     return table
 
 
-def _parser() -> ArgumentParser:
+def build_parser() -> ArgumentParser:
     """Command line of ``python -m train.demo`` (Hydra overrides for every stage go after ``--``)."""
     parser = ArgumentParser(prog="python -m train.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--synth-root", type=Path, default=Path("data/synth"))
@@ -178,7 +178,7 @@ def _parser() -> ArgumentParser:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
     synth_root, build_root, runs = (p if p.is_absolute() else REPO / p
                                     for p in (args.synth_root, args.build_root, args.runs))

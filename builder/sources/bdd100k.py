@@ -73,8 +73,9 @@ class BDD100KSource(SourceAdapter):
     def frame_indices(self, split: str, name: str) -> list[int]:
         """Sorted 1-based frame numbers of a video, without converting its boxes (the build's pool pass).
 
-        Scans the label file's bytes for the frame-level ``"frameIndex"`` key (labels never carry it),
-        about 10x faster than ``json.loads``; a 2020-release file (``index`` / ``video_name``, where
+        Scans the label file's bytes for the frame-level ``"frameIndex"`` key (labels never carry it)
+        instead of ``json.loads`` of the whole file (benchmarks/bench_build.py times the build against
+        parsing); a 2020-release file (``index`` / ``video_name``, where
         ``index`` is not unique to frames) is parsed instead. It does not validate the file:
         ``read_sequence`` does, for the videos the build then reads.
         """

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from builder.errors import BuilderError
-from builder.formats.motchallenge import check_integral, read_numeric_rows
+from builder.formats.text_rows import check_integral, read_numeric_rows
 from builder.records import SequenceRecord, check_sequence_name
 from builder.sources.base import (
     BoxRows,

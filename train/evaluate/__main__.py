@@ -51,7 +51,7 @@ def render_tables(result: dict, per_sequence: bool = False):
     return tables
 
 
-def _parser() -> ArgumentParser:
+def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m train.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--results", required=True, type=Path,
                    help="folder of <seq>.txt result files (MOTChallenge rows frame,id,x,y,w,h,score,class,...)")
@@ -72,7 +72,7 @@ def _parser() -> ArgumentParser:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     setup_logging()
     if args.build:
         result = evaluate_build(args.build, args.split, args.results, val_sets=args.val_sets,

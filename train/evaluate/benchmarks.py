@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from builder.formats.files import MissingFileError
 from builder.formats.motchallenge import (
     NO_CLASS,
     MotTable,
@@ -39,14 +40,14 @@ def _raw_mot_sequences(source: str, root: Path, split: str, seqmap: Path | None)
     """
     split_dir = root / split
     if not split_dir.is_dir():
-        raise FileNotFoundError(f"{split_dir}: split folder not found (expected <root>/<split>/<seq>/gt/gt.txt)")
+        raise MissingFileError(f"{split_dir}: split folder not found (expected <root>/<split>/<seq>/gt/gt.txt)")
     candidates = [seqmap] if seqmap else [root / f"{split}_seqmap.txt",
                                           root / "seqmaps" / f"{source.upper()}-{split}.txt"]
     for cand in candidates:
         if cand is not None and Path(cand).is_file():
             return split_dir, read_seqmap(cand)
     if seqmap:
-        raise FileNotFoundError(f"{seqmap}: seqmap not found")
+        raise MissingFileError(f"{seqmap}: seqmap not found")
     return split_dir, list_sequences(split_dir)
 
 

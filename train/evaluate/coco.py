@@ -17,6 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from builder.errors import FormatError
+from builder.formats.files import MissingFileError
+from train.errors import EvaluationError
+
 #: Keys of the summary, in pycocotools ``stats`` order (indices 0-5 and 8 = AR@100).
 SUMMARY_KEYS = {"AP": 0, "AP50": 1, "AP75": 2, "APs": 3, "APm": 4, "APl": 5, "AR": 8}
 
@@ -39,11 +43,11 @@ def load_coco(annotation: Path | str | dict, image_ids: list[int] | None = None)
     else:
         path = Path(annotation)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: COCO annotation file not found")
+            raise MissingFileError(f"{path}: COCO annotation file not found")
         data, where = json.loads(path.read_text(encoding="utf-8")), str(path)
     for key in ("images", "annotations", "categories"):
         if key not in data:
-            raise ValueError(f"{where}: not a COCO file (no '{key}' key)")
+            raise FormatError(f"{where}: not a COCO file (no '{key}' key)")
     if image_ids is not None:
         keep = set(image_ids)
         data = dict(data, images=[im for im in data["images"] if im["id"] in keep],
@@ -137,7 +141,7 @@ def image_ids_by_frame(coco_gt, video_name: str) -> dict[int, int]:
     """
     videos = {v["name"]: v["id"] for v in coco_gt.dataset.get("videos", [])}
     if video_name not in videos:
-        raise KeyError(f"video {video_name!r} not in the COCO-VID file; e.g. {sorted(videos)[:5]}")
+        raise EvaluationError(f"video {video_name!r} not in the COCO-VID file; e.g. {sorted(videos)[:5]}")
     vid = videos[video_name]
     return {int(im["frame_id"]): int(im["id"]) for im in coco_gt.dataset["images"] if im.get("video_id") == vid}
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from builder.formats.build_layout import build_classes, split_val_sets
 from builder.formats.files import write_json
+from train.errors import EvaluationError
 from train.evaluate.coco import detections_to_coco, evaluate_detections, image_ids_by_frame, load_coco
 from train.evaluate.results import evaluate_mot, rules_for_source
 from train.track.runner import DEFAULT_BATCH, TorchDetector, track_sequence
@@ -57,7 +58,7 @@ def _track_val_set(coco, names: list[str], out_dir: Path, detect, tracker_params
         if coco is not None:
             try:
                 collector = _DetectionCollector(image_ids_by_frame(coco, name))
-            except KeyError as exc:
+            except EvaluationError as exc:
                 log.warning("%s: no detection AP for this sequence (%s)", name, exc)
         track_sequence(detect, split_dir / name, out_dir / "tracker" / f"{name}.txt", tracker_params=tracker_params,
                        batch_size=batch_size, max_frames=max_frames, on_detections=collector)

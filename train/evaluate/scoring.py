@@ -32,7 +32,7 @@ import numpy as np
 
 from builder.errors import FormatError
 from builder.formats.motchallenge import NO_CLASS, MotTable
-from train.errors import EvaluationError
+from train.errors import ConfigError, EvaluationError
 from train.evaluate.matching import EPS, MATCH_IOU, box_iou_xywh, hungarian_matches
 
 #: Keys of a metrics dict, in table order. Ratios on 0-100, counts integers.
@@ -66,7 +66,7 @@ class EvalRules:
 
     def __post_init__(self) -> None:
         if self.ignore_rule not in ("match", "crowd"):
-            raise ValueError(f"EvalRules: ignore_rule {self.ignore_rule!r} unknown; expected 'match' or 'crowd'")
+            raise ConfigError(f"EvalRules: ignore_rule {self.ignore_rule!r} unknown; expected 'match' or 'crowd'")
 
 
 #: Rules for a project build (class 0 = ignore region) and for the official MOT17 / DanceTrack files.

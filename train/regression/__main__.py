@@ -19,7 +19,8 @@ from train.errors import EvaluationError, cli
 from train.regression.gate import compare
 
 
-def _main(argv: Sequence[str] | None) -> int:
+def build_parser() -> ArgumentParser:
+    """Command-line interface of ``python -m train.regression``."""
     p = ArgumentParser(prog="python -m train.regression", description="Compare two metrics.json files.")
     p.add_argument("previous", help="the parent stage's metrics.json, or - for none (baseline)")
     p.add_argument("current", help="this stage's metrics.json")
@@ -28,7 +29,11 @@ def _main(argv: Sequence[str] | None) -> int:
                         "of conf/train.yaml)")
     p.add_argument("--fail", action="store_true", help="exit 1 when FORGETTING is found")
     p.add_argument("--markdown", type=Path, help="also write the markdown table here")
-    args = p.parse_args(argv)
+    return p
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
     prev = None if args.previous == "-" else read_json(args.previous, expect=None, what="metrics.json")
     current = read_json(args.current, expect=None, what="metrics.json")
     tolerance = args.tolerance if args.tolerance is not None else default_tolerance()

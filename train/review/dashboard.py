@@ -361,7 +361,8 @@ def make_dashboard(run_dirs: Sequence[Path | str], out_png: Path | str, *,
     return out
 
 
-def _main(argv: Sequence[str] | None) -> int:
+def build_parser() -> ArgumentParser:
+    """Command-line interface of ``python -m train.dashboard``."""
     parser = ArgumentParser(prog="python -m train.dashboard", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run directories (several = curriculum view)")
     parser.add_argument("--out", type=Path, default=None,
@@ -369,7 +370,11 @@ def _main(argv: Sequence[str] | None) -> int:
     parser.add_argument("--tolerance", type=float, default=None,
                         help="HOTA drop between stages flagged as forgetting (default: the last run's "
                              "regression.tolerance)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
     out = args.out if args.out is not None else args.runs[0] / "dashboard.png"
     print(f"wrote {make_dashboard(args.runs, out, tolerance=args.tolerance)}")
     return 0

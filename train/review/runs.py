@@ -199,3 +199,65 @@ def read_run(run_dir: Path | str, *, lenient: bool = True) -> RunRecords:
                       history=_read_json(run / "training_history.json", sink),
                       metrics=_read_json(run / "metrics.json", sink), config=config, overrides=overrides,
                       stopping_reason=stopping_reason(run), notes=notes)
+
+
+#: Default ranking metric: the monitored val set's HOTA (0-100 scale, TrackEval's HOTA definition).
+DEFAULT_METRIC = "val/HOTA"
+
+
+#: Metric names (last path component) for which a smaller value is better; everything else is maximised.
+LOWER_IS_BETTER = frozenset({"loss", "IDSW", "FP", "FN", "Frag", "ML"})
+
+
+def lower_is_better(metric: str) -> bool:
+    """True for metrics to minimise (``val/loss``, ``.../IDSW``, ``FP``, ``FN``, ``Frag``, ``ML``)."""
+    return metric.rsplit("/", 1)[-1] in LOWER_IS_BETTER
+
+
+def _from_history(history: dict[str, Any] | None, metric: str) -> tuple[float | None, int | None]:
+    """Best value of ``metric`` over the epochs' ``val`` dicts, and its epoch."""
+    best: tuple[float | None, int | None] = (None, None)
+    sign = -1.0 if lower_is_better(metric) else 1.0
+    for row in (history or {}).get("epochs", []) or []:
+        value = finite((row.get("val") or {}).get(metric)) if isinstance(row, dict) else None
+        if value is not None and (best[0] is None or sign * value > sign * best[0]):
+            best = (value, row.get("epoch"))
+    return best
+
+
+def _from_metrics(metrics: dict[str, Any] | None, metric: str) -> float | None:
+    """``<set>/<name>`` (optionally prefixed ``final/``) from metrics.json ``val_sets[set].combined``."""
+    key = metric.removeprefix("final/")
+    if metrics is None or key.count("/") != 1:
+        return None
+    val_set, name = key.split("/")
+    return finite(((metrics.get("val_sets") or {}).get(val_set) or {}).get("combined", {}).get(name))
+
+
+def resolve_metric(info: dict[str, Any] | None, history: dict[str, Any] | None,
+                   metrics: dict[str, Any] | None, metric: str | None
+                   ) -> tuple[str, float | None, str, int | None]:
+    """Find a run's value of ``metric``.
+
+    ``metric=None`` means the run's monitored metric: ``model_info.json`` ``best`` when present, else
+    the maximum of ``val/HOTA`` over ``training_history.json``. A named metric is looked up in
+    ``model_info.best`` (when it names the same metric), then the history's ``val`` dicts (best epoch),
+    then ``metrics.json`` as ``<val set>/<metric>`` (final evaluation of the best checkpoint).
+
+    Returns:
+        (metric key, value or None, where it came from, best epoch or None).
+    """
+    best = (info or {}).get("best") or {}
+    if metric is None or best.get("metric") == metric:
+        value = finite(best.get("value"))
+        if value is not None:
+            return str(best.get("metric", DEFAULT_METRIC)), value, "model_info.json best", best.get("epoch")
+        metric = metric or DEFAULT_METRIC
+    value, epoch = _from_history(history, metric)
+    if value is not None:
+        source = "training_history.json " + ("min" if lower_is_better(metric) else "max")
+        return metric, value, source, epoch
+    value = _from_metrics(metrics, metric)
+    if value is not None:
+        return metric, value, "metrics.json combined", best.get("epoch")
+    return metric, None, "", None

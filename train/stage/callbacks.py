@@ -21,6 +21,7 @@ import torch
 
 from builder.formats.build_layout import split_val_sets
 from builder.formats.files import read_json
+from train.errors import ConfigError
 from train.evaluate.model import evaluate_model
 from train.stage.records import write_json
 
@@ -61,7 +62,7 @@ class TrackingEval(L.Callback):
         classes = pl_module.extra_checkpoint.get("classes")
         present = [s for s in self.watch if s in split_val_sets(self.build_dir, "val")]
         if not present:
-            raise ValueError(f"{self.build_dir}/val: none of the watched val sets {self.watch} is in the build")
+            raise ConfigError(f"{self.build_dir}/val: none of the watched val sets (stage.watch) {self.watch} is in the build")
         out = self.out_dir / f"epoch{trainer.current_epoch}"
         result = evaluate_model(pl_module.model, self.build_dir, "val", out, classes=classes,
                                 tracker_params=self.tracker_params, score_thresh=self.score_thresh,

@@ -88,7 +88,7 @@ def check_overrides(argv: list[str]) -> None:
     compose(first)
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the best monitored value (what the optuna sweeper optimises).
 

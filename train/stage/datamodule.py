@@ -13,6 +13,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from builder.errors import FormatError
 from builder.formats.build_layout import build_classes
 from train.stage.datasets import ClipDataset, FrameDataset, collate_frames
 from train.stage.transforms import make_transform
@@ -94,7 +95,7 @@ class BuildDataModule(L.LightningDataModule):
                                           max_frames=self.max_train_frames) if self.clip_length > 1 else
                               FrameDataset(self.build_dir, "train", train_tf, max_frames=self.max_train_frames))
             if len(self.train_set) == 0:
-                raise ValueError(f"{self.build_dir}/annotations/train.json: no training "
+                raise FormatError(f"{self.build_dir}/annotations/train.json: no training "
                                  f"{'clips' if self.clip_length > 1 else 'frames'}")
             self.val_set = FrameDataset(self.build_dir, "val", self._transform("val"),
                                         max_frames=self.max_val_frames)

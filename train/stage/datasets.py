@@ -27,7 +27,8 @@ from torch.utils.data import Dataset
 
 from builder.errors import FormatError
 from builder.formats.build_layout import BUILD_SPLITS
-from builder.formats.files import read_json
+from builder.formats.files import MissingFileError, read_json
+from train.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -87,11 +88,11 @@ def load_split(build_dir: str | Path, split: str) -> list[FrameEntry]:
             (a label the detector's head has no row for), naming the file and the record.
     """
     if split not in BUILD_SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {BUILD_SPLITS}")
+        raise ConfigError(f"unknown split {split!r}; expected one of {BUILD_SPLITS}")
     build_dir = Path(build_dir).resolve()
     path = build_dir / "annotations" / f"{split}.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no annotations for split {split!r} in build {build_dir}")
+        raise MissingFileError(f"{path}: no annotations for split {split!r} in build {build_dir}")
     coco = read_json(path, what="COCO-VID annotations")
     try:
         videos = {v["id"]: v["name"] for v in coco["videos"]}
@@ -235,7 +236,7 @@ class ClipDataset(Dataset):
     def __init__(self, build_dir: str | Path, split: str, clip_length: int,
                  transform: Transform | None = None, *, max_frames: int | None = None) -> None:
         if clip_length < 1:
-            raise ValueError(f"clip_length must be >= 1, got {clip_length}")
+            raise ConfigError(f"data.clip_length must be >= 1, got {clip_length}")
         self.frames = FrameDataset(build_dir, split, transform, max_frames=max_frames)
         self.clips = _clip_starts(self.frames.entries, clip_length)
         self.clip_length = clip_length

@@ -32,6 +32,8 @@ from torchvision.models.detection.backbone_utils import (
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
 
+from train.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 #: Default anchor size per pyramid level as a multiple of the level's stride, per detector
@@ -133,9 +135,9 @@ def build_model(*, arch: str, backbone: str, num_classes: int, min_size: int = 8
         FileNotFoundError: ``weights_path`` given but missing.
     """
     if arch not in ARCHS:
-        raise KeyError(f"model.arch {arch!r} is not registered! Available: {list(ARCHS)}")
+        raise ConfigError(f"model.arch {arch!r} is not registered! Available: {list(ARCHS)}")
     if backbone not in BACKBONES:
-        raise KeyError(f"model.backbone {backbone!r} is not registered! Available: {sorted(BACKBONES)}")
+        raise ConfigError(f"model.backbone {backbone!r} is not registered! Available: {sorted(BACKBONES)}")
     body = BACKBONES[backbone](arch, fpn_channels, tiny_channels, trainable_backbone_layers)
     strides = _level_strides(body)
     mults = anchor_multipliers or DEFAULT_ANCHOR_MULTIPLIERS[arch]
@@ -189,7 +191,7 @@ def load_pretrained(model: nn.Module, weights_path: str | Path) -> dict[str, lis
     own = model.state_dict()
     loaded = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not loaded:
-        raise ValueError(f"model.weights_path={str(path)!r}: no tensor matches the model by name and shape "
+        raise ConfigError(f"model.weights_path={str(path)!r}: no tensor matches the model by name and shape "
                          f"(file keys e.g. {sorted(state)[:2]}, model keys e.g. {sorted(own)[:2]}); "
                          "is it a checkpoint of this model.arch / model.backbone?")
     model.load_state_dict(loaded, strict=False)

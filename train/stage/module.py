@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.utilities import grad_norm
 from torch import nn
 
-from train.errors import NonFiniteLossError
+from train.errors import ConfigError, NonFiniteLossError
 
 #: Parameter-name prefix of the backbone body (torchvision detectors: ``backbone.body``; the FPN is "rest").
 BACKBONE_PREFIX = "backbone.body."
@@ -51,7 +51,7 @@ class DetectionModule(L.LightningModule):
                  extra_checkpoint: dict | None = None) -> None:
         super().__init__()
         if scheduler_interval not in ("epoch", "step"):
-            raise ValueError(f"scheduler.interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+            raise ConfigError(f"scheduler.interval must be 'epoch' or 'step', got {scheduler_interval!r}")
         self.model = model
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -192,7 +192,7 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, *, warmup_epochs: int, max_e
         ValueError: ``warmup_epochs`` not in [0, max_epochs).
     """
     if not 0 <= warmup_epochs < max_epochs:
-        raise ValueError(f"scheduler.warmup_epochs={warmup_epochs} must be in [0, max_epochs={max_epochs})")
+        raise ConfigError(f"scheduler.warmup_epochs={warmup_epochs} must be in [0, max_epochs={max_epochs})")
     cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs - warmup_epochs, eta_min=eta_min)
     if warmup_epochs == 0:
         return cosine

@@ -24,6 +24,8 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from train.errors import ConfigError
+
 #: Label given to ignore regions while they travel with the positives through v2 (unified id 0).
 _IGNORE_LABEL = 0
 
@@ -122,7 +124,7 @@ def make_transform(policy: str, *, scales: Sequence[int] = (320,), max_size: int
         "none": lambda: [],
     }
     if policy not in policies:
-        raise KeyError(f"transform policy {policy!r} is not registered! Available: {sorted(policies)}")
+        raise ConfigError(f"transform policy {policy!r} is not registered! Available: {sorted(policies)}")
     steps = [V2Detection(policies[policy]())]
     if mask_ignore:
         steps.append(MaskIgnoreRegions())

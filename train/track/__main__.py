@@ -29,7 +29,7 @@ from train.track.bytetrack import ByteTracker
 from train.track.runner import DEFAULT_BATCH, detector_from_checkpoint, track_split
 
 
-def _parser() -> ArgumentParser:
+def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m train.track", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", required=True, type=Path, help="a stage run's best_model.pth")
     src = p.add_mutually_exclusive_group(required=True)
@@ -58,7 +58,7 @@ def tracker_params(pairs: Sequence[str]) -> dict:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     setup_logging()
     split_dir = args.split_dir if args.split_dir else args.root / args.split
     params = tracker_params(args.tracker)

@@ -25,6 +25,7 @@ from enum import IntEnum
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from train.errors import ConfigError
 from train.track.kalman import KalmanFilterXYAH, xyah_to_xyxy, xyxy_to_xyah
 
 #: Cost standing for "this pair may not be matched" in the assignment matrix.
@@ -151,11 +152,11 @@ class ByteTracker:
                             ("second_match_thresh", second_match_thresh),
                             ("unconfirmed_match_thresh", unconfirmed_match_thresh)):
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"ByteTracker: {name}={value} must be in [0, 1]")
+                raise ConfigError(f"ByteTracker: {name}={value} must be in [0, 1]")
         if low_thresh > high_thresh:
-            raise ValueError(f"ByteTracker: low_thresh={low_thresh} must be <= high_thresh={high_thresh}")
+            raise ConfigError(f"ByteTracker: low_thresh={low_thresh} must be <= high_thresh={high_thresh}")
         if frame_rate <= 0 or track_buffer < 0:
-            raise ValueError(f"ByteTracker: frame_rate={frame_rate} must be > 0 and "
+            raise ConfigError(f"ByteTracker: frame_rate={frame_rate} must be > 0 and "
                              f"track_buffer={track_buffer} >= 0")
         self.high_thresh = high_thresh
         self.low_thresh = low_thresh
