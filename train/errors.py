@@ -25,6 +25,11 @@ class ChainingError(TrainError):
     """A stage cannot find or use what it should start from or resume; the message says what to run first."""
 
 
+class CheckpointError(ChainingError):
+    """A checkpoint or weights file cannot be loaded safely: missing, empty, truncated, not a PyTorch file, or
+    holding Python objects whose unpickling could run code (the message names the file and the reason)."""
+
+
 class EvaluationError(TrainError):
     """Evaluation input is inconsistent (missing result files, duplicate ids, unknown val sets or classes)."""
 

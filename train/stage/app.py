@@ -27,15 +27,18 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from train.console import quiet_lightning
 from train.stage.callbacks import RunGuard
 from train.stage.chaining import (
+    check_latest,
     find_resume_checkpoint,
     load_init_weights,
     parent_stage_command,
     resolve_init,
     resumed_init,
+    stage_dir,
 )
+from train.stage.checkpoints import AtomicCheckpointIO
 from train.stage.finish import StageRun, finish_failed, finish_stage, fit_stop_info
 from train.stage.module import DetectionModule
-from train.stage.records import previous_wall_time
+from train.stage.records import interrupted_exit, previous_wall_time
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +52,17 @@ def run_stage(cfg: DictConfig) -> dict:
     stopping_reason.txt and model_info.json are written; ``latest`` then stays where it was.
 
     Raises:
-        train.errors.ChainingError: nothing to start from or to resume (names the command to run first).
+        train.errors.ChainingError: nothing to start from or to resume (names the command to run first), a
+            checkpoint that cannot be loaded safely, or a ``runs/stage<N>/latest`` that is not a symlink.
+        train.stage.records.StageInterrupted: Ctrl-C, SIGTERM or a requeue signal stopped the run (a SystemExit
+            with status 128 + the signal number; stopping_reason.txt says ``interrupted``).
     """
     t0 = time.perf_counter()
     quiet_lightning()  # Hydra configured logging: Lightning's records now go through it, once
+    check_latest(stage_dir(cfg.paths.runs_root, cfg.stage.index))  # it moves at the end: fail before training
     resumed = find_resume_checkpoint(cfg.resume, stage=cfg.stage.index, runs_root=cfg.paths.runs_root)
+    if resumed:
+        log.info("resuming run %s from %s", *resumed)
     run_dir = Path(resumed[0] if resumed else cfg.paths.output_dir)
     with open_dict(cfg):  # a resumed run keeps writing into its own run directory
         cfg.paths.output_dir = str(run_dir)
@@ -79,24 +88,38 @@ def run_stage(cfg: DictConfig) -> dict:
                              extra_checkpoint={"classes": classes, "config": config,
                                                "parent": init.as_parent() if init else None})
     log.info("Instantiating callbacks and loggers")
-    guard = RunGuard(str(run_dir / "checkpoints"))
     loggers = [hydra.utils.instantiate(c) for c in cfg.logger.values() if c is not None] if cfg.logger else []
-    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None] + [guard]
+    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    guard = next((c for c in callbacks if isinstance(c, RunGuard)), None)
+    if guard is None:  # callbacks.run_guard=null: the stopping reason still needs it
+        guard = RunGuard(str(run_dir / "checkpoints"))
+        callbacks.append(guard)
     if not loggers:  # LearningRateMonitor needs a logger; training_history.json records the LR anyway
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    # checkpoints written atomically and loaded with weights_only=True (train/stage/checkpoints.py)
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                      plugins=[AtomicCheckpointIO()])
     run = StageRun(cfg, config, run_dir, module, classes, init, t0, trainer)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resumed[1]) if resumed else None)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resumed[1]) if resumed else None,
+                    weights_only=True)
     except BaseException as exc:  # includes SystemExit from Lightning's KeyboardInterrupt handler
-        finish_failed(run, guard.exception or exc)
+        _stop(run, guard.exception or exc)
         raise
     try:  # the final evaluation can die too (OOM, Ctrl-C): stopping_reason.txt says so, latest stays
         return finish_stage(run, fit_stop_info(trainer))
     except BaseException as exc:
-        finish_failed(run, exc)
+        _stop(run, exc)
         raise
+
+
+def _stop(run: StageRun, exc: BaseException) -> None:
+    """Record why the run died; a signal (Ctrl-C, SIGTERM, requeue) becomes the matching ``StageInterrupted``."""
+    finish_failed(run, exc)
+    interrupted = interrupted_exit(exc)
+    if interrupted is not None:
+        raise interrupted from None if interrupted is exc else exc
 
 
 def _parent_command(stage: int) -> str:

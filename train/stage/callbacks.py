@@ -5,13 +5,18 @@
   ``val/<set>/HOTA``, ``val/<set>/IDF1``, ``val/<set>/MOTA`` and ``val/HOTA`` (the monitored set), which
   ModelCheckpoint / EarlyStopping then monitor (mode max).
 - :class:`HistoryRecorder` writes training_history.json after every epoch (docs/CONTRACTS.md shape).
-- :class:`RunGuard` remembers the exception that ended ``fit`` and makes sure ``checkpoints/last.ckpt``
-  exists (saves the current state when the run dies before its first end-of-epoch checkpoint).
+- :class:`RunGuard` remembers the exception that ended ``fit``, makes sure ``checkpoints/last.ckpt``
+  exists (saves the current state when the run dies before its first end-of-epoch checkpoint) and turns a
+  requeue signal into a checkpoint and an exit for requeue.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,15 +28,12 @@ from builder.formats.build_layout import split_val_sets
 from builder.formats.files import read_json
 from train.errors import ConfigError
 from train.evaluate.model import evaluate_model
-from train.stage.records import write_json
+from train.stage.records import StageInterrupted, write_json
 
 log = logging.getLogger(__name__)
 
 #: Metrics of each watched val set logged during training (TrackEval definitions, 0-100 scale).
 TRACKING_KEYS = ("HOTA", "IDF1", "MOTA")
-
-
-
 
 
 class TrackingEval(L.Callback):
@@ -77,9 +79,6 @@ class TrackingEval(L.Callback):
                 pl_module.log(f"val/{name}/{key}", float(metrics["combined"][key]), sync_dist=True)
         pl_module.log("val/HOTA", float(result["val_sets"][monitored]["combined"]["HOTA"]), prog_bar=True,
                       sync_dist=True)
-
-
-
 
 
 class HistoryRecorder(L.Callback):
@@ -131,19 +130,63 @@ def _scalar(v) -> float:
 
 
 class RunGuard(L.Callback):
-    """Remember the exception that ends ``fit`` and keep a ``last.ckpt`` to resume from.
+    """Remember the exception that ends ``fit``, keep a ``last.ckpt`` to resume from, and honour requeue signals.
 
     Lightning calls ``on_exception`` for every exception (KeyboardInterrupt, SIGTERM, non-finite loss, OOM,
-    errors) before it tears down. The last end-of-epoch ``last.ckpt`` is kept as is (resuming from the
-    state before a non-finite loss would only meet it again); only when none exists yet is the current
-    state saved there.
+    errors) before it tears down. The last end-of-epoch ``last.ckpt`` (conf/callbacks ``last_checkpoint``) is
+    kept as is (resuming from the state before a non-finite loss would only meet it again); only when none
+    exists yet is the current state saved there.
+
+    Requeue (SLURM-style, e.g. ``sbatch --signal=USR1@90``): on ``requeue_signal`` the run finishes its current
+    batch, saves the current state to ``last.ckpt`` (atomically), asks SLURM to requeue the job when it runs in
+    one (``scontrol requeue $SLURM_JOB_ID``) and exits with status 128 + the signal number, its stopping reason
+    ``interrupted``; the requeued job continues it with ``resume=true``.
+
+    Args:
+        ckpt_dir: the run's ``checkpoints`` folder.
+        requeue_signal: signal name (``SIGUSR1``, ``SIGUSR2``...) or None for no requeue handling.
+
+    Raises:
+        ConfigError: an unknown signal name.
     """
 
-    def __init__(self, ckpt_dir: str) -> None:
+    def __init__(self, ckpt_dir: str, requeue_signal: str | None = "SIGUSR1") -> None:
         self.ckpt_dir = Path(ckpt_dir)
         self.exception: BaseException | None = None
+        self.requeue_signal = _signal_number(requeue_signal) if requeue_signal else None
+        self._requested = False
+        self._previous = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and self.requeue_signal and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(self.requeue_signal, self._on_requeue_signal)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(self.requeue_signal, self._previous)
+            self._previous = None
+
+    def _on_requeue_signal(self, signum: int, frame) -> None:
+        log.warning("received %s: checkpointing after this batch, then exiting for requeue",
+                    signal.Signals(signum).name)
+        self._requested = True
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
+                           batch_idx: int) -> None:
+        if not self._requested:
+            return
+        last = self.ckpt_dir / "last.ckpt"
+        trainer.save_checkpoint(last)
+        requeued = request_requeue() if trainer.is_global_zero else None
+        raise StageInterrupted(self.requeue_signal, f"requeue signal: state saved to {last} at epoch "
+                               f"{trainer.current_epoch}, global step {trainer.global_step}; "
+                               + (requeued or "no SLURM job to requeue: restart it with resume=true"))
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._restore()
         self.exception = exception
         last = self.ckpt_dir / "last.ckpt"
         if last.exists():
@@ -152,3 +195,28 @@ class RunGuard(L.Callback):
             trainer.save_checkpoint(last)
         except Exception as e:  # the run is already dying; the stopping reason must still be written
             log.error("could not save %s after %s: %s", last, type(exception).__name__, e)
+
+
+def _signal_number(name: str) -> int:
+    try:
+        return int(signal.Signals[name.upper() if name.upper().startswith("SIG") else f"SIG{name.upper()}"])
+    except KeyError:
+        raise ConfigError(f"requeue_signal={name!r}: not a signal name (e.g. SIGUSR1, SIGUSR2)") from None
+
+
+def request_requeue() -> str:
+    """Ask SLURM to requeue this job (``scontrol requeue <job id>``) when it runs in one; what happened, in words."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if os.environ.get("SLURM_ARRAY_JOB_ID") and os.environ.get("SLURM_ARRAY_TASK_ID"):
+        job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    if not job:
+        return "no SLURM job to requeue: restart it with resume=true"
+    try:
+        out = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("scontrol requeue %s failed: %s", job, exc)
+        return f"scontrol requeue {job} failed ({exc}): restart it with resume=true"
+    if out.returncode:
+        log.warning("scontrol requeue %s exited %d: %s", job, out.returncode, out.stderr.strip())
+        return f"scontrol requeue {job} exited {out.returncode}: restart it with resume=true"
+    return f"SLURM job {job} requeued; it continues with resume=true"

@@ -29,6 +29,7 @@ from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
 
 from builder.formats.files import read_json, sha256_file
 from train.errors import ChainingError
+from train.stage.checkpoints import resume_problem, safe_load
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,6 @@ class InitReport:
         """Inverse of :meth:`as_parent` (a resumed run reads it back from its checkpoint)."""
         return cls(parent["path"], parent["sha256"], list(parent.get("classes_kept", [])),
                    list(parent.get("classes_new", [])), list(parent.get("classes_dropped", [])))
-
-
-
 
 
 def stage_dir(runs_root: str | Path, stage: int) -> Path:
@@ -173,22 +171,33 @@ def load_init_weights(model: nn.Module, path: str | Path, classes: list[str]) ->
     Also accepts a plain state dict (assumed to have the same class list) and a Lightning ``.ckpt`` of a
     stage run (its ``model.`` prefix is stripped; its ``classes`` are stored beside the weights).
 
+    The file is loaded with ``weights_only=True`` (:func:`train.stage.checkpoints.safe_load`): nothing in it runs.
+
     Raises:
+        CheckpointError: the file is missing, empty, corrupt or holds more than tensors and plain containers.
         ChainingError: the parent's tensors do not fit the model (another arch/backbone), naming the file.
     """
     path = Path(path)
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    state = blob["state_dict"] if isinstance(blob, dict) and "state_dict" in blob else blob
-    if isinstance(blob, dict) and "pytorch-lightning_version" in blob:  # checkpoints/{best,last}.ckpt
+    blob = safe_load(path, what="init_from weights (a best_model.pth, a state dict or a stage run's .ckpt)")
+    if not isinstance(blob, dict):
+        raise ChainingError(f"{path}: expected a dict of tensors (best_model.pth, a state dict or a .ckpt), got "
+                            f"{type(blob).__name__}")
+    state = blob.get("state_dict", blob)
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise ChainingError(f"{path}: 'state_dict' must map parameter names to tensors")
+    if "pytorch-lightning_version" in blob:  # checkpoints/{best,last}.ckpt
         state = {k.removeprefix(LIGHTNING_PREFIX): v for k, v in state.items() if k.startswith(LIGHTNING_PREFIX)}
-    old = list(blob.get("classes", classes)) if isinstance(blob, dict) else list(classes)
+    old = blob.get("classes", list(classes))
+    if not isinstance(old, list | tuple) or not all(isinstance(c, str) for c in old):
+        raise ChainingError(f"{path}: 'classes' must be a list of class names, got {old!r}")
+    old = list(old)
     report = InitReport(str(path), sha256_file(path), kept=[c for c in classes if c in old],
                         new=[c for c in classes if c not in old], dropped=[c for c in old if c not in classes])
     try:
         if old != list(classes):
             state = remap_head(state, model, old, list(classes))
         model.load_state_dict(state)
-    except (RuntimeError, KeyError, IndexError) as e:
+    except (RuntimeError, KeyError, IndexError, TypeError, AttributeError) as e:
         raise ChainingError(f"{path}: weights do not fit the configured model (same model.arch and "
                             f"model.backbone as the parent run?): {e}") from e
     log.info("initialised from %s (sha256 %s): classes kept %s, new (fresh head rows) %s, dropped %s",
@@ -200,8 +209,12 @@ def update_latest(runs_stage_dir: str | Path, run_dir: str | Path) -> Path:
     """Point ``<runs_stage_dir>/latest`` at ``run_dir`` atomically (symlink to a temp name + os.replace).
 
     The link is relative when ``run_dir`` lies inside ``runs_stage_dir`` so the runs tree can move.
+
+    Raises:
+        ChainingError: ``latest`` exists and is not a symlink (see :func:`check_latest`).
     """
     runs_stage_dir, run_dir = Path(runs_stage_dir), Path(run_dir).resolve()
+    check_latest(runs_stage_dir)
     runs_stage_dir.mkdir(parents=True, exist_ok=True)
     try:
         target = os.path.relpath(run_dir, runs_stage_dir.resolve())
@@ -219,36 +232,125 @@ def resumed_init(ckpt: str | Path, run_dir: str | Path) -> InitReport | None:
     """What the interrupted run being resumed started from: the ``parent`` stored in its checkpoint (see
     :class:`train.stage.module.DetectionModule` ``extra_checkpoint``), else the ``parent`` of its model_info.json
     (written when it died), else None. A resumed stage keeps its parent in model_info.json and its
-    regression gate."""
-    blob = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)
+    regression gate.
+
+    Raises:
+        CheckpointError: the checkpoint cannot be loaded safely (see :func:`train.stage.checkpoints.safe_load`).
+    """
+    blob = safe_load(ckpt, what="Lightning checkpoint", mmap=True)
     parent = blob.get("parent") if isinstance(blob, dict) else None
     info = Path(run_dir) / "model_info.json"
     if parent is None and info.is_file():
         parent = read_json(info, what="model_info.json").get("parent")
-    return InitReport.from_parent(parent) if parent else None
+    try:
+        return InitReport.from_parent(parent) if parent else None
+    except (KeyError, TypeError, AttributeError):
+        raise ChainingError(f"{ckpt}: 'parent' must be {{path, sha256, classes_kept, ...}} as a stage run "
+                            f"records it, got {parent!r}") from None
+
+
+#: Stopping reasons of a run whose ``fit`` ended normally: such a run is finished and never reopened.
+FINISHED_REASONS = ("max_epochs", "early_stopping")
+#: Checkpoints of a run a resume may start from, in order of preference.
+RESUME_CANDIDATES = ("last.ckpt", "best.ckpt")
+
+
+def finished_reason(run_dir: str | Path) -> str | None:
+    """The stopping reason of a finished run (``max_epochs``, ``early_stopping``), else None (still unfinished:
+    interrupted, crashed, killed before it wrote stopping_reason.txt)."""
+    path = Path(run_dir) / "stopping_reason.txt"
+    try:
+        first = path.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+    except OSError:
+        return None
+    reason = first.removeprefix("reason:").strip()
+    return reason if first.startswith("reason:") and reason in FINISHED_REASONS else None
+
+
+def resumable_checkpoint(run_dir: str | Path) -> Path | None:
+    """The first checkpoint of ``run_dir/checkpoints`` (``last.ckpt``, then ``best.ckpt``) that can be resumed
+    from; every truncated or corrupt one met before it is skipped with a warning naming it."""
+    for name in RESUME_CANDIDATES:
+        ckpt = Path(run_dir) / "checkpoints" / name
+        if not ckpt.is_file():
+            continue
+        problem = resume_problem(ckpt)
+        if problem is None:
+            return ckpt
+        log.warning("skipping %s: %s", ckpt, problem)
+    return None
+
+
+def _run_dirs(root: Path) -> list[Path]:
+    """Run directories of a stage (not ``latest`` nor its target), most recently checkpointed first."""
+    if not root.is_dir():
+        return []
+    latest = root / LATEST
+    skip = latest.resolve() if latest.is_symlink() else None
+    runs = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and p.name != LATEST
+            and p.resolve() != skip]
+
+    def activity(run: Path) -> float:
+        stamps = [c.stat().st_mtime for c in (run / "checkpoints").glob("*.ckpt")] if (run / "checkpoints").is_dir() \
+            else []
+        return max(stamps, default=run.stat().st_mtime)
+
+    return sorted(runs, key=activity, reverse=True)
 
 
 def find_resume_checkpoint(resume: bool | str, *, stage: int, runs_root: str | Path) -> tuple[Path, Path] | None:
-    """Resolve ``resume`` to (run dir, last.ckpt) or None.
+    """Resolve ``resume`` to (run dir, checkpoint) or None.
 
-    ``resume=true`` takes the most recent run directory of the stage that has ``checkpoints/last.ckpt``
-    (an interrupted run is not ``latest``, which names only successful ones); ``resume=<run dir or
-    .ckpt>`` names it.
+    ``resume=true`` takes the unfinished run of the stage (no ``reason: max_epochs|early_stopping`` in its
+    stopping_reason.txt, not ``latest``) whose checkpoints changed last and that holds a valid checkpoint
+    (``last.ckpt``, else ``best.ckpt``; corrupt ones are skipped with a warning). ``resume=<run dir>`` names the
+    run, ``resume=<.ckpt file>`` the checkpoint. A finished run is never reopened.
 
     Raises:
-        ChainingError: nothing to resume, naming where it looked.
+        ChainingError: nothing to resume (names where it looked and what to run instead), a named run that
+            finished, or a named checkpoint that cannot be resumed from (names the file and why).
     """
     if resume in (False, None, "", "false"):
         return None
     if resume is True or resume == "true":
         root = stage_dir(runs_root, stage)
-        runs = sorted((p for p in root.glob("*/checkpoints/last.ckpt") if p.parent.parent.name != LATEST),
-                      key=lambda p: p.stat().st_mtime)
-        if not runs:
-            raise ChainingError(f"resume=true: no {root}/<run>/checkpoints/last.ckpt to resume from")
-        return runs[-1].parent.parent, runs[-1]
+        finished = []
+        for run in _run_dirs(root):
+            if finished_reason(run):
+                finished.append(run.name)
+                continue
+            ckpt = resumable_checkpoint(run)
+            if ckpt is not None:
+                return run, ckpt
+        done = f"; finished runs are never reopened ({', '.join(sorted(finished))})" if finished else ""
+        raise ChainingError(f"resume=true: nothing to resume: no unfinished run under {root} has a valid "
+                            f"checkpoints/last.ckpt or best.ckpt{done}. Start a new run without resume=true "
+                            "(init_from=<run>/best_model.pth continues from a finished run's weights)")
     path = Path(resume)
-    ckpt = path if path.suffix == ".ckpt" else path / "checkpoints" / "last.ckpt"
-    if not ckpt.is_file():
-        raise ChainingError(f"resume={resume!r}: {ckpt} not found")
-    return ckpt.parent.parent, ckpt
+    run = path.parent.parent if path.suffix == ".ckpt" else path
+    reason = finished_reason(run)
+    if reason:
+        raise ChainingError(f"resume={resume!r}: run {run} finished ({reason}) and is never reopened; start a new "
+                            f"run from its weights with init_from={run / BEST_MODEL}")
+    if path.suffix != ".ckpt":
+        ckpt = resumable_checkpoint(run)
+        if ckpt is None:
+            raise ChainingError(f"resume={resume!r}: {run / 'checkpoints'} holds no valid last.ckpt or best.ckpt")
+        return run, ckpt
+    problem = resume_problem(path)
+    if problem:
+        raise ChainingError(f"resume={resume!r}: {problem}")
+    return run, path
+
+
+def check_latest(runs_stage_dir: str | Path) -> None:
+    """``<runs_stage_dir>/latest`` must be a symlink (or absent): the stage moves it when it finishes.
+
+    Raises:
+        ChainingError: ``latest`` exists and is not a symlink (a real folder or file would be replaced).
+    """
+    latest = Path(runs_stage_dir) / LATEST
+    if latest.exists() and not latest.is_symlink():
+        kind = "folder" if latest.is_dir() else "file"
+        raise ChainingError(f"{latest} is a real {kind}, not a symlink: a finished stage points it at its run "
+                            f"directory. Move it away (e.g. `mv {latest} {latest}.old`) and run again")

@@ -25,6 +25,7 @@ from builder.formats.files import read_json, write_text_atomic
 from train.evaluate.model import evaluate_model
 from train.regression.gate import compare
 from train.stage.chaining import InitReport, update_latest
+from train.stage.checkpoints import safe_load
 from train.stage.records import (
     StopInfo,
     classify_exception,
@@ -65,7 +66,8 @@ REPORT_METRICS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
 
 
 def _callback(trainer, kind):
-    return next((c for c in trainer.callbacks if isinstance(c, kind)), None)
+    # the monitored ModelCheckpoint (best.ckpt), not the every-epoch one writing last.ckpt (monitor None)
+    return next((c for c in trainer.callbacks if isinstance(c, kind) and getattr(c, "monitor", True)), None)
 
 
 def best_so_far(trainer) -> dict:
@@ -75,7 +77,7 @@ def best_so_far(trainer) -> dict:
         return {"metric": ckpt.monitor if ckpt else None, "value": None, "epoch": None, "path": None}
     path = Path(ckpt.best_model_path) if ckpt.best_model_path else None
     # mmap: only the "epoch" entry is read, not the whole checkpoint (optimizer state included)
-    epoch = torch.load(path, map_location="cpu", weights_only=False, mmap=True)["epoch"] \
+    epoch = safe_load(path, what="Lightning checkpoint", mmap=True)["epoch"] \
         if path and path.is_file() else None
     return {"metric": ckpt.monitor, "value": round(float(ckpt.best_model_score), 4), "epoch": epoch,
             "path": str(path) if path else None}
@@ -133,7 +135,7 @@ def finish_failed(ctx: StageRun, exc: BaseException) -> None:
 def _best_weights(ctx: StageRun, best: dict) -> dict:
     module = ctx.module
     if best["path"] and Path(best["path"]).is_file():
-        state = torch.load(best["path"], map_location="cpu", weights_only=False, mmap=True)["state_dict"]
+        state = safe_load(best["path"], what="Lightning checkpoint", mmap=True)["state_dict"]
         module.load_state_dict(state)
     else:
         log.warning("no best checkpoint (monitored metric never logged): best_model.pth holds the last weights")

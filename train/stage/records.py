@@ -8,8 +8,8 @@ handler); every JSON file is written atomically (temp file + ``os.replace``).
 
 from __future__ import annotations
 
-import os
 import platform
+import signal
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +24,7 @@ from builder.errors import BuilderError
 from builder.formats import files
 from train.config import flatten
 from train.errors import NonFiniteLossError
+from train.stage.checkpoints import save
 
 REASONS = ("max_epochs", "early_stopping", "non_finite_loss", "out_of_memory", "interrupted", "error")
 
@@ -42,9 +43,6 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, torch.Tensor):
         return obj.item() if obj.numel() == 1 else obj.tolist()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-
 
 
 #: Config sections whose values are the run's hyperparameters (paths, hydra and logging are not).
@@ -110,17 +108,44 @@ def previous_wall_time(run_dir: str | Path) -> float:
 
 
 def save_best_model(path: Path, *, state_dict: dict, classes: list[str], config: Mapping, stage: int) -> Path:
-    """best_model.pth: ``{"state_dict", "classes", "config", "stage"}``, loadable without Lightning."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"state_dict": state_dict, "classes": list(classes), "config": dict(config), "stage": stage}, tmp)
-    os.replace(tmp, path)
-    return path
+    """best_model.pth: ``{"state_dict", "classes", "config", "stage"}``, loadable without Lightning and with
+    ``torch.load(weights_only=True)`` (tensors and plain containers only), written atomically."""
+    return save({"state_dict": state_dict, "classes": list(classes), "config": dict(config), "stage": stage}, path)
+
+
+class StageInterrupted(SystemExit):
+    """A stage stopped by a signal (Ctrl-C, SIGTERM, a requeue signal): stopping reason ``interrupted`` and exit
+    status 128 + the signal number (130 for SIGINT, 143 for SIGTERM, 138 for SIGUSR1). A ``SystemExit``, so that
+    Hydra and Lightning let it through and the process exits with that status, without a traceback.
+
+    Attributes:
+        signum: the signal. detail: what was done (e.g. where the state was saved).
+    """
+
+    def __init__(self, signum: int, detail: str = "") -> None:
+        super().__init__(128 + int(signum))
+        self.signum, self.detail = int(signum), detail
+
+    def __str__(self) -> str:
+        name = signal.Signals(self.signum).name
+        return f"{name}: {self.detail}" if self.detail else name
+
+
+def interrupted_exit(exc: BaseException | None) -> StageInterrupted | None:
+    """The :class:`StageInterrupted` an interrupting exception ends the process with (Ctrl-C -> SIGINT,
+    Lightning's ``SIGTERMException`` -> SIGTERM), or None for any other exception."""
+    if isinstance(exc, StageInterrupted):
+        return exc
+    if isinstance(exc, SIGTERMException):
+        return StageInterrupted(signal.SIGTERM, "received SIGTERM")
+    if isinstance(exc, KeyboardInterrupt):
+        return StageInterrupted(signal.SIGINT, "interrupted (Ctrl-C)")
+    return None
 
 
 def classify_exception(exc: BaseException | None) -> str:
     """Stopping reason of an exception that ended ``trainer.fit`` (None -> ``error``)."""
-    if isinstance(exc, KeyboardInterrupt | SIGTERMException):
+    if interrupted_exit(exc) is not None:
         return "interrupted"
     if isinstance(exc, NonFiniteLossError):
         return "non_finite_loss"
