@@ -116,8 +116,8 @@ def run_stage(cfg: DictConfig) -> dict:
 
 def _stop(run: StageRun, exc: BaseException) -> None:
     """Record why the run died; a signal (Ctrl-C, SIGTERM, requeue) becomes the matching ``StageInterrupted``."""
-    finish_failed(run, exc)
     interrupted = interrupted_exit(exc)
+    finish_failed(run, interrupted or exc)
     if interrupted is not None:
         raise interrupted from None if interrupted is exc else exc
 

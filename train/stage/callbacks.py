@@ -180,10 +180,9 @@ class RunGuard(L.Callback):
             return
         last = self.ckpt_dir / "last.ckpt"
         trainer.save_checkpoint(last)
-        requeued = request_requeue() if trainer.is_global_zero else None
+        requeued = request_requeue() if trainer.is_global_zero else "rank 0 requeues the job"
         raise StageInterrupted(self.requeue_signal, f"requeue signal: state saved to {last} at epoch "
-                               f"{trainer.current_epoch}, global step {trainer.global_step}; "
-                               + (requeued or "no SLURM job to requeue: restart it with resume=true"))
+                               f"{trainer.current_epoch}, global step {trainer.global_step}; {requeued}")
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._restore()
@@ -210,13 +209,13 @@ def request_requeue() -> str:
     if os.environ.get("SLURM_ARRAY_JOB_ID") and os.environ.get("SLURM_ARRAY_TASK_ID"):
         job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
     if not job:
-        return "no SLURM job to requeue: restart it with resume=true"
+        return "no SLURM job to requeue"
     try:
         out = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as exc:
         log.warning("scontrol requeue %s failed: %s", job, exc)
-        return f"scontrol requeue {job} failed ({exc}): restart it with resume=true"
+        return f"scontrol requeue {job} failed ({exc})"
     if out.returncode:
         log.warning("scontrol requeue %s exited %d: %s", job, out.returncode, out.stderr.strip())
-        return f"scontrol requeue {job} exited {out.returncode}: restart it with resume=true"
-    return f"SLURM job {job} requeued; it continues with resume=true"
+        return f"scontrol requeue {job} exited {out.returncode}"
+    return f"SLURM job {job} requeued"

@@ -7,24 +7,38 @@ before Hydra parses the command line. The overrides are then composed once with 
 unknown key or option is one ``error:`` line (exit 2) before anything runs; a multirun is checked with the first
 value of every sweep.
 
+An override's value must have the type of the key's default (``trainer.max_epochs=abc`` is an error naming the
+key, not a crash in Lightning); keys whose default is null take any value.
+
+Signals: Ctrl-C (SIGINT) and SIGTERM (what a cluster scheduler sends) stop the run, record ``reason:
+interrupted`` in stopping_reason.txt (once the run has started) and exit with status 128 + the signal number
+(130, 143); inside ``Trainer.fit`` SIGTERM is Lightning's (it stops after the current batch), elsewhere the handler
+installed here stops at once. A requeue signal (SIGUSR1) checkpoints and exits for requeue (see
+``train.stage.callbacks.RunGuard``). Run directories are ``<time>_<6 random hex digits>``: two runs started in
+the same second never share one.
+
 Exit status: 0 on success; 1 when ``regression.fail=true`` and the gate found forgetting; 2 for bad input (an
-unknown override, no parent run, nothing to resume: one ``error:`` line naming what to do, no traceback). In a
-multirun, forgetting does not stop the sweep and bad input in a job is raised like any other error.
+unknown override or a value of the wrong type, no parent run, nothing to resume, an unsafe checkpoint: one
+``error:`` line naming what to do, no traceback); 128 + N after signal N. In a multirun, forgetting does not stop
+the sweep and bad input in a job is raised like any other error.
 """
 
 from __future__ import annotations
 
+import secrets
+import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from builder.errors import EXIT_BAD_INPUT
+from builder.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 from train.config import CONF_DIR, compose, one_line
 from train.errors import BAD_INPUT, ConfigError
 
@@ -32,6 +46,10 @@ from train.errors import BAD_INPUT, ConfigError
 STAGE_DIR = CONF_DIR / "stage"
 #: The Hydra flags the override check understands; any other flag (``--cfg``, ``-cn`` ...) skips the check.
 _FLAGS = {"-m", "--multirun"}
+#: Keys whose default's type does not bound their values (``resume``: true/false or a run directory / .ckpt).
+UNTYPED_KEYS = ("resume",)
+#: Resolver of the run-directory suffix (conf/hydra/default.yaml: ``${now:...}_${run_tag:}``).
+RUN_TAG = "run_tag"
 
 
 def stage_name(choice: str, stage_dir: Path = STAGE_DIR) -> str:
@@ -85,7 +103,78 @@ def check_overrides(argv: list[str]) -> None:
             first.append(f"{key}={value}" if value is not None else text)
         else:
             first.append(text)
-    compose(first)
+    check_override_types(first, parsed)
+
+
+def check_override_types(overrides: list[str], parsed: list) -> None:
+    """Each value override must have the type of the key's default (int, float, bool, list or dict).
+
+    The defaults are those of the config composed with the command line's config group choices only
+    (``stage=``, ``experiment=`` ...), so a group's own values count as defaults. A null default, a string
+    default and :data:`UNTYPED_KEYS` accept anything; an int is a valid float.
+
+    Raises:
+        ConfigError: a value of another type, naming the key, the value and the default.
+    """
+    full = compose(overrides)
+    groups = [t for t, o in zip(overrides, parsed, strict=True) if _is_group(o.key_or_group)]
+    base = compose(groups) if len(groups) < len(overrides) else full
+    for text, override in zip(overrides, parsed, strict=True):
+        key = override.key_or_group
+        if _is_group(key) or key in UNTYPED_KEYS or override.is_delete():
+            continue
+        default = OmegaConf.select(base, key, default=None, throw_on_resolution_failure=False)
+        value = OmegaConf.select(full, key, default=None, throw_on_resolution_failure=False)
+        expected = _expected_type(default)
+        if expected and value is not None and not _fits(value, expected):
+            shown = OmegaConf.to_container(default) if OmegaConf.is_config(default) else default
+            raise ConfigError(f"{text}: {key} expects {expected} like its default {shown!r}, got "
+                              f"{type(value).__name__} {value!r}")
+
+
+def _is_group(key: str) -> bool:
+    """Whether ``key`` names a config group (a folder of conf/), not a value."""
+    return (CONF_DIR / key.replace(".", "/")).is_dir()
+
+
+def _expected_type(default: Any) -> str | None:
+    if isinstance(default, bool):
+        return "a boolean (true/false)"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if OmegaConf.is_list(default):
+        return "a list"
+    if OmegaConf.is_dict(default):
+        return "a mapping"
+    return None
+
+
+def _fits(value: Any, expected: str) -> bool:
+    if expected.startswith("a boolean"):
+        return isinstance(value, bool)
+    if expected == "an integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected == "a number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return OmegaConf.is_list(value) if expected == "a list" else OmegaConf.is_dict(value)
+
+
+def register_resolvers() -> None:
+    """``${run_tag:}``: 6 random hex digits, drawn once per process (the run directory's suffix)."""
+    if not OmegaConf.has_resolver(RUN_TAG):
+        OmegaConf.register_new_resolver(RUN_TAG, lambda: secrets.token_hex(3), use_cache=True)
+
+
+def _on_sigterm(signum: int, frame) -> None:
+    """SIGTERM outside ``Trainer.fit``: stop now, as Ctrl-C does. Inside fit Lightning's handler is installed
+    and calls this one too; then it returns and Lightning stops after the current batch."""
+    if signal.getsignal(signal.SIGTERM) is not _on_sigterm:
+        return
+    from train.stage.records import StageInterrupted
+
+    raise StageInterrupted(signum, "received SIGTERM")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
@@ -93,10 +182,14 @@ def hydra_main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the best monitored value (what the optuna sweeper optimises).
 
     Bad input met while running (no parent run, nothing to resume, a malformed build) ends a single run with
-    one ``error:`` line and exit status 2; in a multirun it is raised like any error.
+    one ``error:`` line and exit status 2; in a multirun it is raised like any error. A signal ends it with one
+    ``interrupted:`` line and status 128 + the signal number.
     """
     from train.stage.app import run_stage
+    from train.stage.records import StageInterrupted
 
+    # after the imports: an exception raised in the middle of an import would leave a half-made module behind
+    signal.signal(signal.SIGTERM, _on_sigterm)
     single = HydraConfig.get().mode == RunMode.RUN
     try:
         result = run_stage(cfg)
@@ -105,6 +198,13 @@ def hydra_main(cfg: DictConfig) -> float | None:
             raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+    except StageInterrupted as exc:
+        print(f"interrupted: {exc}; continue with `python -m train stage={cfg.stage.index} resume=true`",
+              file=sys.stderr)
+        raise
+    except KeyboardInterrupt:  # before the run started: nothing to record
+        print("interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
     if result["exit_code"] and single:
         sys.exit(result["exit_code"])
     return result["best"].get("value")
@@ -112,6 +212,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """``python -m train``: normalise and check ``sys.argv``, then run Hydra."""
+    register_resolvers()
     try:
         argv = normalise_argv(sys.argv[1:])
         check_overrides(argv)

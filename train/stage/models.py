@@ -33,6 +33,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
 
 from train.errors import ConfigError
+from train.stage.checkpoints import safe_load
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,7 @@ def load_pretrained(model: nn.Module, weights_path: str | Path) -> dict[str, lis
 
     Raises:
         FileNotFoundError: the file is missing (names it; nothing is ever downloaded).
+        CheckpointError: the file is empty, corrupt or holds more than tensors and plain containers.
         ValueError: not a single tensor matches by name and shape (a checkpoint of another model, or keys
             with an unexpected prefix such as ``module.``): names the file and an example key of each side.
     """
@@ -184,15 +186,18 @@ def load_pretrained(model: nn.Module, weights_path: str | Path) -> dict[str, lis
     if not path.is_file():
         raise FileNotFoundError(f"model.weights_path={str(path)!r}: file not found. Put the COCO-pretrained "
                                 "checkpoint there (nothing is downloaded) or set model.weights_path=null")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = safe_load(path, what="model.weights_path weights")  # tensors only: nothing in the file runs
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
+    if not isinstance(state, dict):
+        raise ConfigError(f"model.weights_path={str(path)!r}: expected a state dict, got {type(state).__name__}")
     own = model.state_dict()
-    loaded = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    loaded = {k: v for k, v in state.items()
+              if k in own and isinstance(v, torch.Tensor) and own[k].shape == v.shape}
     if not loaded:
         raise ConfigError(f"model.weights_path={str(path)!r}: no tensor matches the model by name and shape "
-                         f"(file keys e.g. {sorted(state)[:2]}, model keys e.g. {sorted(own)[:2]}); "
+                         f"(file keys e.g. {sorted(map(str, state))[:2]}, model keys e.g. {sorted(own)[:2]}); "
                          "is it a checkpoint of this model.arch / model.backbone?")
     model.load_state_dict(loaded, strict=False)
     skipped = sorted(set(own) - set(loaded))

@@ -69,30 +69,38 @@ def detector_from_checkpoint(path: Path | str, device="cpu",
                              score_thresh: float = 0.05) -> tuple[TorchDetector, list[str]]:
     """Load ``best_model.pth`` (``{"state_dict", "classes", "config"}``) into a :class:`TorchDetector`.
 
-    The model is rebuilt with ``train.stage.models.build_model(**config["model"], num_classes=len(classes))``
-    (pretrained-weights path ignored: the checkpoint holds every weight).
+    The file is loaded with ``torch.load(weights_only=True)`` (``train.stage.checkpoints.safe_load``): a file
+    holding anything but tensors and plain containers is refused, never executed. The model is rebuilt with
+    ``train.stage.models.build_model(**config["model"], num_classes=len(classes))`` (pretrained-weights path
+    ignored: the checkpoint holds every weight).
 
     Returns:
         (detector, class list).
 
     Raises:
-        TrainError: no such checkpoint, or it lacks a required key (named).
+        TrainError: no such checkpoint, it cannot be loaded safely (``CheckpointError``: empty, corrupt, code
+            inside), it lacks a required key (named), or its tensors do not fit the model its config describes.
     """
-    import torch
-
+    from train.stage.checkpoints import safe_load
     from train.stage.models import build_model
 
     path = Path(path)
     if not path.is_file():
         raise TrainError(f"{path}: checkpoint not found (expected a stage run's best_model.pth)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = safe_load(path, what="a stage run's best_model.pth")
     for key in ("state_dict", "classes", "config"):
-        if key not in ckpt:
+        if not isinstance(ckpt, dict) or key not in ckpt:
             raise TrainError(f"{path}: checkpoint has no '{key}' (expected keys state_dict, classes, config)")
-    cfg_model = {k: v for k, v in dict(ckpt["config"]["model"]).items() if k not in ("_target_", "weights_path")}
+    model_cfg = ckpt["config"].get("model") if isinstance(ckpt["config"], dict) else None
+    if not isinstance(model_cfg, dict) or not isinstance(ckpt["classes"], list | tuple):
+        raise TrainError(f"{path}: expected config.model as a mapping and classes as a list (a best_model.pth)")
+    cfg_model = {k: v for k, v in model_cfg.items() if k not in ("_target_", "weights_path")}
     classes = list(ckpt["classes"])
-    model = build_model(**cfg_model, num_classes=len(classes))
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model = build_model(**cfg_model, num_classes=len(classes))
+        model.load_state_dict(ckpt["state_dict"])
+    except (TypeError, RuntimeError, KeyError, ValueError, AttributeError) as exc:
+        raise TrainError(f"{path}: its weights do not fit the model its config describes ({exc})") from None
     model.to(device).eval()
     return TorchDetector(model, device, score_thresh), classes
 
