@@ -11,8 +11,9 @@ Order of work per source (sources in name order):
    a sequence that is another copy of a locked video (the adapter's optional ``video_key``, e.g.
    MOT17's ``-DPM``/``-FRCNN``/``-SDP`` variants of one video) leaves the pool too;
 4. the budget (``builder.budget.fill_budget``), then the chosen clips are cut from their sequences;
-5. the image check: every frame to be linked must exist (``check_images=False`` skips it; only the
-   benchmark uses that, its label set has no images).
+5. the image check: every frame to be linked must exist and have a readable image header (size > 0, a
+   format Pillow knows, a width and height; ``check_images=False`` skips it; only the benchmark uses that,
+   its label set has no images).
 
 Only what is needed is parsed: an adapter with the optional ``frame_indices(split, name)`` method
 lists a pool sequence's frame numbers without converting its boxes, and only the sequences the budget
@@ -39,6 +40,7 @@ from builder.formats.files import sha256_file
 from builder.manifest import combine_digests, load_manifest, sequence_digest
 from builder.recipe import Recipe, SourceSpec, is_plain_name, load_recipe
 from builder.records import SequenceRecord, WarningCounter
+from builder.sources.base import check_image
 from builder.writer import BuildPlan, OutputSequence, recover_interrupted_swap, write_build
 
 DEFAULT_DATA_ROOT = "data/raw"
@@ -252,11 +254,29 @@ def cut_clips(adapter, spec: SourceSpec, clips, records: dict[str, SequenceRecor
     return outputs
 
 
-def _check_images(outputs: list[OutputSequence], source: str) -> None:
+def check_frame_images(outputs: list[OutputSequence], source: str, warnings: WarningCounter) -> None:
+    """Every frame to be linked must be an image with a readable header (:func:`check_image`); a header size
+    other than the sequence's (its first image's) counts ``image_size_mismatch``.
+
+    Raises:
+        BuilderError: missing, empty or unreadable images (how many, and the first few with the reason).
+    """
     missing = [str(f.image) for o in outputs for f in o.frames if not os.path.exists(f.image)]
     if missing:
         raise BuilderError(f"source {source}: {len(missing)} image file(s) missing, e.g. "
                            + ", ".join(missing[:_SHOW_MISSING]))
+    bad = []
+    for o in outputs:
+        for f in o.frames:
+            found = check_image(f.image)
+            if isinstance(found, str):
+                bad.append(f"{f.image}: {found}")
+            elif o.record.width > 0 and found != (o.record.width, o.record.height):
+                warnings.add("image_size_mismatch", f"{f.image}: {found[0]}x{found[1]}, sequence "
+                             f"{o.record.width}x{o.record.height}")
+    if bad:
+        raise BuilderError(f"source {source}: {len(bad)} image file(s) cannot be read, e.g. "
+                           + "; ".join(bad[:_SHOW_MISSING]) + " (re-download or remove them)")
 
 
 def plan_source(spec: SourceSpec, recipe: Recipe, *, data_root: Path, build_root: Path,
@@ -277,7 +297,7 @@ def plan_source(spec: SourceSpec, recipe: Recipe, *, data_root: Path, build_root
             outputs.append(OutputSequence(split, f"{spec.name}__{name}", spec.name, rec, tuple(rec.frames),
                                           digest=locked["digests"][name]))
     if check_images:
-        _check_images(outputs, spec.name)
+        check_frame_images(outputs, spec.name, warnings)
     return SourcePlan(outputs, _source_info(spec, classmap_path, outputs, result), locked, result)
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import BuilderError
+from builder.records import name_problem
 
 #: Recipe top-level keys -> (expected Python type(s), required).
 _TOP_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
@@ -162,8 +163,9 @@ def _check_keys(table: dict, spec: dict[str, tuple[tuple[type, ...], bool]], whe
 
 
 def is_plain_name(name: str) -> bool:
-    """True for a single directory name that is not hidden: no ``/`` or ``\\``, not starting with ``.``."""
-    return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".")
+    """True for a single directory name that is not hidden: no ``/`` or ``\\``, not starting with ``.``, none
+    of the characters :func:`builder.records.name_problem` rejects (whitespace, commas, control characters)."""
+    return name_problem(name) is None and not name.startswith(".")
 
 
 def _str_list(value: list, where: str, key: str) -> tuple[str, ...]:

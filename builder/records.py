@@ -9,6 +9,8 @@ Box format everywhere in this module: xyxy, pixels, float32, in the frame's coor
 
 from __future__ import annotations
 
+import os
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,13 +119,47 @@ class WarningCounter:
         return {k: int(self.counts[k]) for k in sorted(self.counts)}
 
 
-def check_sequence_name(name: str, where: str) -> str:
-    """Return ``name`` if it is a safe single path component, else raise ``BuilderError``.
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a directory name of a build (and a line of a seqmap), or None when it can.
 
-    Rejects empty names, ``.``/``..``, names containing ``/`` or ``\\``, and names with ``..`` in them,
-    since sequence names become directory names in a build.
+    A name must be one path component of printable characters: not empty, not ``.``/``..``, no ``/`` or ``\\``,
+    no ``..`` inside, no whitespace (seqmaps and seqinfo.ini strip it; shells split on it), no comma (TrackEval
+    reads seqmaps as CSV) and no control or other non-printing character (a newline would end a seqmap line).
     """
-    if not name or name in {".", ".."} or "/" in name or "\\" in name or ".." in name or "\x00" in name:
-        raise BuilderError(f"{where}: sequence name {name!r} is not a safe directory name "
-                           "(expected no path separator and no '..')")
+    if not isinstance(name, str) or not name or name in {".", ".."}:
+        return "expected a non-empty name"
+    if "/" in name or "\\" in name or ".." in name:
+        return "expected no path separator and no '..'"
+    bad = sorted({c for c in name if c.isspace() or c == "," or unicodedata.category(c)[0] in "CZ"})
+    if bad:
+        return f"expected no whitespace, comma or control character (found {', '.join(map(repr, bad))})"
+    return None
+
+
+def check_sequence_name(name: str, where: str) -> str:
+    """Return ``name`` if it is a safe single path component (:func:`name_problem`), else raise ``BuilderError``.
+
+    Sequence names become directory names in a build and lines of its seqmaps; every adapter checks each name
+    where it enters (the listing of a split, a name read from a label file).
+    """
+    problem = name_problem(name)
+    if problem:
+        raise BuilderError(f"{where}: sequence name {name!r} is not a safe directory name ({problem})")
     return name
+
+
+def inside_root(root: Path, path: str | Path, where: str) -> Path:
+    """``path`` (a file named by the data, joined to a folder of ``root``), checked to stay inside ``root``.
+
+    The check is on the normalised path (``..`` and absolute names resolved lexically): a label file cannot
+    make the build link a file from elsewhere on the disk. Symlinks the user placed inside the root (a folder
+    of images on another disk) are the user's own layout and are followed.
+
+    Raises:
+        BuilderError: the path leads outside ``root`` (names ``where`` and the path).
+    """
+    base = os.path.normpath(os.path.abspath(root))
+    full = os.path.normpath(os.path.abspath(path))
+    if full != base and not full.startswith(base.rstrip(os.sep) + os.sep):
+        raise BuilderError(f"{where}: path {str(path)!r} leads outside the source root {root}")
+    return Path(path)

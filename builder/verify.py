@@ -3,7 +3,8 @@
 ``verify_build(build_dir)`` checks, and reports every problem it finds (it does not stop at the first):
 
 - every sequence directory of ``splits`` exists, with ``seqLength`` frames in seqinfo.ini and img1/;
-- every img1 link resolves to an existing file;
+- every img1 link resolves to an existing image with a readable header (size > 0, a known format, a
+  width and height);
 - the content digest recomputed from the build alone (raw frame numbers from build_manifest.json,
   image names from the link targets, boxes/ids/classes from gt.txt) equals the recorded one, the
   split digests equal ``digests``, and each val/test digest equals the locked manifest's;
@@ -25,12 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from builder.errors import BuilderError
+from builder.errors import BuilderError, FormatError
 from builder.formats.build_layout import BUILD_SPLITS, MANIFEST_NAME, read_build_gt, read_build_manifest
 from builder.formats.files import MissingFileError, read_json
 from builder.formats.motchallenge import read_seqinfo, read_seqmap
 from builder.manifest import combine_digests, default_manifest_path, load_manifest, sequence_digest
-from builder.records import IGNORE, FrameRecord
+from builder.records import IGNORE, FrameRecord, name_problem
+from builder.sources.base import check_image
 
 
 @dataclass
@@ -59,22 +61,64 @@ def _frames_from_gt(gt: np.ndarray, raw_frames: list[int], images: list[str]) ->
     return frames
 
 
+#: What reading a damaged file of a build raises (reported as a problem of that file, never a crash).
+_UNREADABLE = (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, BuilderError)
 #: Top-level keys of build_manifest.json that ``verify`` reads.
 _REQUIRED_KEYS = ("classes", "splits", "counts", "digests", "sources", "locked")
+
+
+def _is_list_of(value: Any, kind: type) -> bool:
+    return isinstance(value, list) and all(isinstance(v, kind) and not isinstance(v, bool) for v in value)
+
+
+def _entry_problem(entry: Any) -> str | None:
+    """What a ``splits.<split>.<dir>`` entry lacks, or None."""
+    if not isinstance(entry, dict):
+        return "expected an object"
+    for key, kind in (("source", str), ("raw_sequence", str), ("digest", str)):
+        if not isinstance(entry.get(key), kind):
+            return f"key {key!r} must be a {kind.__name__}"
+    return None if _is_list_of(entry.get("frames"), int) else "key 'frames' must be a list of frame numbers"
+
+
+def check_manifest_shape(m: dict[str, Any], path: Path) -> None:
+    """The keys and value types of build_manifest.json that ``verify`` reads (docs/CONTRACTS.md).
+
+    Raises:
+        FormatError: a missing key or a value of the wrong type, naming the dotted key; a sequence directory
+            name that is not a safe name (it would lead ``verify`` outside the build).
+    """
+    missing = [k for k in _REQUIRED_KEYS if k not in m]
+    if missing:
+        raise FormatError(f"{path}: not a build manifest, lacks key(s) {', '.join(missing)}")
+    bad = [f"{k}.{s}" for k in ("splits", "counts", "digests") for s in BUILD_SPLITS
+           if not isinstance(m[k], dict) or s not in m[k]]
+    if bad:
+        raise FormatError(f"{path}: not a build manifest, lacks key(s) {', '.join(bad)}")
+    shapes = [("classes", _is_list_of(m["classes"], str), "a list of class names"),
+              ("sources", isinstance(m["sources"], dict) and all(isinstance(v, dict) and isinstance(v.get("manifest"), str)
+                                                                 for v in m["sources"].values()),
+               "{source: {manifest: path, ...}}"),
+              ("locked", isinstance(m["locked"], dict) and all(
+                  isinstance(v, dict) and all(_is_list_of(v.get(k, []), str) for k in ("val", "test"))
+                  for v in m["locked"].values()), "{source: {val: [names], test: [names]}}")]
+    shapes += [(f"digests.{s}", isinstance(m["digests"][s], str), "a sha256 hex string") for s in BUILD_SPLITS]
+    shapes += [(f"splits.{s}", isinstance(m["splits"][s], dict), "{directory: entry}") for s in BUILD_SPLITS]
+    wrong = next(((key, what) for key, ok, what in shapes if not ok), None)
+    if wrong:
+        raise FormatError(f"{path}: key {wrong[0]!r} must be {wrong[1]}")
+    for split in BUILD_SPLITS:
+        for name, entry in m["splits"][split].items():
+            problem = name_problem(name) or _entry_problem(entry)
+            if problem:
+                raise FormatError(f"{path}: splits.{split}.{name!r}: {problem}")
 
 
 class _Verifier:
     def __init__(self, build_dir: Path):
         self.dir = build_dir
-        path = build_dir / MANIFEST_NAME
         self.m: dict[str, Any] = read_build_manifest(build_dir)
-        missing = [k for k in _REQUIRED_KEYS if k not in self.m]
-        if missing:
-            raise BuilderError(f"{path}: not a build manifest, lacks key(s) {', '.join(missing)}")
-        bad = [f"{k}.{s}" for k in ("splits", "counts", "digests") for s in BUILD_SPLITS
-               if not isinstance(self.m[k], dict) or s not in self.m[k]]
-        if bad:
-            raise BuilderError(f"{path}: not a build manifest, lacks key(s) {', '.join(bad)}")
+        check_manifest_shape(self.m, build_dir / MANIFEST_NAME)
         self.classes = self.m["classes"]
         self.report = VerifyReport()
         self.gt: dict[tuple[str, str], np.ndarray] = {}
@@ -105,6 +149,10 @@ class _Verifier:
         if broken:
             self.problem(f"{split}/{name}/img1: {len(broken)} link(s) do not resolve, e.g. {broken[0]}")
             return None
+        unreadable = [(p, r) for p in links if isinstance(r := check_image(p), str)]
+        if unreadable:
+            self.problem(f"{split}/{name}/img1: {len(unreadable)} image(s) cannot be read, e.g. "
+                         f"{unreadable[0][0]} -> {os.readlink(unreadable[0][0])}: {unreadable[0][1]}")
         gt = read_build_gt(d / "gt" / "gt.txt")
         if len(gt) and (gt[:, 0].min() < 1 or gt[:, 0].max() > n):
             self.problem(f"{split}/{name}/gt/gt.txt: frame numbers outside 1..{n}")
@@ -223,7 +271,7 @@ class _Verifier:
             for name, entry in sorted(self.m["splits"][split].items()):
                 try:
                     digest = self.check_sequence(split, name, entry)
-                except (OSError, BuilderError, ValueError) as exc:
+                except _UNREADABLE as exc:
                     self.problem(f"{split}/{name}: {exc}")
                     continue
                 if digest is None:
@@ -237,9 +285,12 @@ class _Verifier:
             self.check_counts(split)
             try:
                 self.check_coco(split)
-            except (OSError, ValueError, KeyError, BuilderError) as exc:
+            except _UNREADABLE as exc:
                 self.problem(f"annotations/{split}.json: unreadable or inconsistent ({exc!r})")
-            self.check_seqmap(split)
+            try:
+                self.check_seqmap(split)
+            except _UNREADABLE as exc:
+                self.problem(f"seqmaps/{split}.txt: unreadable ({exc})")
         return self.report
 
 
@@ -247,6 +298,7 @@ def verify_build(build_dir: str | Path) -> VerifyReport:
     """Check the build at ``build_dir`` (see the module docstring); problems are returned, not raised.
 
     Raises:
-        BuilderError: ``build_dir`` holds no readable build_manifest.json.
+        BuilderError: ``build_dir`` holds no readable build_manifest.json, or one whose keys do not have the
+            documented types (``FormatError`` naming the key).
     """
     return _Verifier(Path(build_dir)).run()

@@ -23,13 +23,25 @@ track id twice in one frame             first box (in file order) kept, later on
                                         ``duplicate_track_id`` (positives only; ignore regions may share ids)
 frame number outside 1..seqLength       row dropped, warning ``frame_out_of_range``
 frame listed twice in a JSON file       first one kept, warning ``duplicate_frame``
+negative track id (a positive box)      kept, warning ``negative_track_id``
+visibility outside [0, 1] or NaN        clipped to [0, 1] (NaN -> 1), warning ``visibility_out_of_range``
+BDD100K frameIndex < 0                  frame dropped, warning ``frame_out_of_range``
+BDD100K label file: empty list          no frames, warning ``empty_label_file``
+BDD100K label file: empty (0 bytes),    ``BuilderError`` naming the file, also in the build's pool pass
+not UTF-8, not a list, truncated        (:func:`builder.sources.bdd100k.check_label_bytes`)
+image path leaving the source root      ``BuilderError`` (BDD100K frame ``name``, seqinfo.ini ``imDir``;
+                                        :func:`builder.records.inside_root`); seqinfo.ini ``imExt`` must be
+                                        an extension like ``.jpg``
 seqinfo.ini disagreeing with the files  warning ``seqinfo_mismatch``; the files win (image count, header size)
 frame size unknown (no metadata, no     width = height = 0, no clipping, warning ``image_size_unknown``
 image)
-unsafe sequence name ('/', '\\', '..')  ``BuilderError`` (:func:`builder.records.check_sequence_name`)
+unsafe sequence name ('/', '\\', '..',   ``BuilderError`` (:func:`builder.records.check_sequence_name`)
+whitespace, ',', control characters)
 missing image file                      not an adapter error: records name the expected path;
                                         :func:`missing_images` lists them (counted by ``stats``, an error
                                         in ``build``)
+empty or unreadable image (0 bytes, a   not an adapter error: ``build`` reads every linked frame's header
+header no reader knows, size 0)         (:func:`check_image`) and refuses it; ``verify`` reports it
 ======================================  ===============================================================
 
 Warnings go to the adapter's :class:`builder.records.WarningCounter`, each with a ``file:line`` (or ``file
@@ -228,6 +240,9 @@ class SourceAdapter:
             The kept rows, clipped to the frame, in their original order.
         """
         rows = rows.take(rows.targets != DROP)
+        negative = (rows.track_ids < 0) & (rows.targets > 0)
+        if negative.any():  # kept: ids only need to be unique per frame, but a negative one is unusual
+            self.warnings.add("negative_track_id", rows.where(int(np.argmax(negative))), int(negative.sum()))
         b = rows.boxes
         invalid = ~np.isfinite(b).all(axis=1) | ~(b[:, 2] > b[:, 0]) | ~(b[:, 3] > b[:, 1])
         rows = self._drop(rows, invalid, "box_invalid")
@@ -350,6 +365,24 @@ def image_size(path: Path) -> tuple[int, int]:
             return int(im.size[0]), int(im.size[1])
     except (OSError, UnidentifiedImageError) as err:
         raise BuilderError(f"{path}: cannot read the image header ({err})") from None
+
+
+def check_image(path: Path) -> tuple[int, int] | str:
+    """(width, height) of the image file at ``path``, or why it cannot be trained on: missing, empty (0 bytes),
+    a header no image reader recognises, or a width or height of 0. Only the header is read (Pillow opens
+    lazily), so a build or ``verify`` can check every frame; a symlink is followed."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if os.stat(path).st_size == 0:
+            return "empty file (0 bytes)"
+        with Image.open(path) as im:
+            width, height = im.size
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        return f"unreadable image header ({err})"
+    return (int(width), int(height)) if width > 0 and height > 0 else f"image size {width}x{height}"
 
 
 def missing_images(sequence: SequenceRecord) -> list[int]:

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.errors import BuilderError
+from builder.errors import BuilderError, FormatError
 from builder.formats.files import read_json
-from builder.records import SequenceRecord, check_sequence_name
+from builder.records import SequenceRecord, check_sequence_name, inside_root
 from builder.sources.base import BoxRows, SourceAdapter, gc_paused, image_size, register
 
 #: Frame size of every BDD100K video, used when no image exists to read it from.
@@ -76,17 +76,31 @@ class BDD100KSource(SourceAdapter):
         Scans the label file's bytes for the frame-level ``"frameIndex"`` key (labels never carry it)
         instead of ``json.loads`` of the whole file (benchmarks/bench_build.py times the build against
         parsing); a 2020-release file (``index`` / ``video_name``, where
-        ``index`` is not unique to frames) is parsed instead. It does not validate the file:
-        ``read_sequence`` does, for the videos the build then reads.
+        ``index`` is not unique to frames) is parsed instead. The file is checked as it enters the pool
+        (:func:`check_label_bytes`: not empty, UTF-8, one complete JSON list; a file failing the cheap checks is
+        parsed in full, so the error names its line and column); ``read_sequence`` validates every label of
+        the videos the build then reads. An empty list counts ``empty_label_file``; a negative frameIndex
+        counts ``frame_out_of_range`` and is left out.
+
+        Raises:
+            BuilderError: a missing, empty, non-UTF-8, non-list or truncated label file (named).
         """
         path = self.root / _LABEL_DIR / split / f"{check_sequence_name(name, str(self.root / _LABEL_DIR))}.json"
         if not path.is_file():
             raise BuilderError(f"{path}: label file of sequence {name!r} not found in split {split!r}")
         raw = path.read_bytes()
+        if not check_label_bytes(path, raw):
+            self._frame_list(path)  # the cheap checks failed: the full parse names the line and column
         if b'"video_name"' in raw[:4096]:  # the 2020 release
             frames = self._frame_list(path)
-            return sorted({int(f["index"]) + 1 for f in frames if _frame_ok(f, "index")})
-        return sorted({int(v) + 1 for v in _FRAME_INDEX.findall(raw)})
+            found = [int(f["index"]) + 1 for f in frames if _frame_ok(f, "index")]
+        else:
+            found = [int(v) + 1 for v in _FRAME_INDEX.findall(raw)]
+        if not found:
+            self.warnings.add("empty_label_file", str(path))
+        negative = sum(1 for i in found if i < 1)
+        self.warnings.add("frame_out_of_range", f"{path}: negative frameIndex", negative)
+        return sorted({i for i in found if i >= 1})
 
     def read_sequence(self, split: str, name: str) -> SequenceRecord:
         with gc_paused():  # the JSON tree has no cycles: see gc_paused
@@ -101,11 +115,18 @@ class BDD100KSource(SourceAdapter):
         frames, indices = self._unique_frames(path, frames, keys["index"])
         video = _video_name(path, frames, keys["video"], name)
         image_dir = self.root / _IMAGE_DIR / split / video
-        images = [image_dir / (f.get("name") or f"{video}-{i:07d}.jpg") for f, i in zip(frames, indices, strict=True)]
+        images = [self._image(path, image_dir, f.get("name"), f"{video}-{i:07d}.jpg", i)
+                  for f, i in zip(frames, indices, strict=True)]
         width, height = image_size(images[0]) if images and images[0].is_file() else BDD_SIZE
         rows = self.sanitise(self._rows(path, frames, indices, keys), width, height)
         return SequenceRecord(source=self.name, split=split, name=name, frame_rate=BDD_FRAME_RATE, width=width,
                               height=height, frames=self.frame_records(rows, indices, images), image_ext=".jpg")
+
+    def _image(self, path: Path, image_dir: Path, name, default: str, index: int) -> Path:
+        """The image of a frame: its ``name`` (a file name inside the source root) or the default name."""
+        if name is not None and not isinstance(name, str):
+            raise BuilderError(f"{path}: frame {index}: 'name' must be a string (the image file), got {name!r}")
+        return inside_root(self.root, image_dir / (name or default), f"{path}: frame {index} 'name'")
 
     @staticmethod
     def _frame_list(path: Path) -> list[dict]:
@@ -125,11 +146,18 @@ class BDD100KSource(SourceAdapter):
         uniq, first = np.unique(np.asarray(raw, np.int64), return_index=True)
         if uniq.size != len(raw):
             self.warnings.add("duplicate_frame", str(path), len(raw) - uniq.size)
-        return [frames[i] for i in first.tolist()], uniq.tolist()
+        if not raw:
+            self.warnings.add("empty_label_file", str(path))
+        keep = uniq >= 1  # frameIndex >= 0
+        self.warnings.add("frame_out_of_range", f"{path}: negative frameIndex", int((~keep).sum()))
+        return [frames[i] for i in first[keep].tolist()], uniq[keep].tolist()
 
     def _rows(self, path: Path, frames: list[dict], indices: list[int], keys: dict) -> BoxRows:
         """Flat box arrays of a video: one pass of C-level maps over the JSON labels, no per-box objects."""
         per_frame = [f.get("labels") or () for f in frames]
+        bad = next((i for i, lab in zip(indices, per_frame, strict=True) if not isinstance(lab, list | tuple)), None)
+        if bad is not None:
+            raise BuilderError(f"{path}: frame {bad}: 'labels' must be a list of label objects")
         labels = list(chain.from_iterable(per_frame))
         try:
             ids = list(map(itemgetter("id"), labels))
@@ -166,6 +194,26 @@ class BDD100KSource(SourceAdapter):
         out = np.empty(len(values), dtype=object)
         out[:] = values
         return out
+
+
+def check_label_bytes(path: Path, raw: bytes) -> bool:
+    """Cheap checks of a label file's bytes: True when it is one complete JSON list (brackets balance), False
+    when only a full parse can tell (brackets inside strings, or a broken file whose parse error names the line).
+
+    Raises:
+        FormatError: an empty file, bytes that are not UTF-8, or a top-level value that is not a list.
+    """
+    body = raw.removeprefix(b"\xef\xbb\xbf").strip()
+    if not body:
+        raise FormatError(f"{path}: empty file; expected a JSON list of frames (Scalabel box_track_20)")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{path}: not UTF-8 text (byte {exc.start}); expected Scalabel box_track_20 JSON") from None
+    if body[:1] != b"[":
+        raise FormatError(f"{path}: expected a JSON list of frame objects (Scalabel box_track_20), the file starts "
+                          f"with {body[:24].decode('utf-8', 'replace')!r}")
+    return body[-1:] == b"]" and body.count(b"[") == body.count(b"]") and body.count(b"{") == body.count(b"}")
 
 
 def _detect_format(frames: list[dict]) -> str:

@@ -32,7 +32,7 @@ import numpy as np
 
 from builder.errors import BuilderError
 from builder.formats.motchallenge import SeqInfo, read_mot_file, read_seqinfo, xywh_to_xyxy
-from builder.records import SequenceRecord, check_sequence_name
+from builder.records import SequenceRecord, check_sequence_name, inside_root
 from builder.sources.base import (
     BoxRows,
     SourceAdapter,
@@ -41,6 +41,8 @@ from builder.sources.base import (
     register,
 )
 
+#: What seqinfo.ini's imExt may be: a dot and up to 8 letters or digits (image names are <frame><imExt>).
+_IMAGE_EXT = re.compile(r"\.[A-Za-z0-9]{1,8}")
 #: Columns a gt.txt row must have: frame,id,x,y,w,h,conf,class,visibility (a 10th is allowed and unused).
 GT_COLUMNS = 9
 _OFFICIAL_SPLITS = ("train", "val", "test")
@@ -81,7 +83,9 @@ class MOTChallengeSource(SourceAdapter):
             raise BuilderError(f"{seq_dir}: sequence {name!r} not found in split {split!r}")
         ini = seq_dir / "seqinfo.ini"
         info = read_seqinfo(ini, required=()) if ini.is_file() else SeqInfo(path=ini, name=name)
-        im_dir = seq_dir / info.im_dir
+        im_dir = inside_root(self.root, seq_dir / info.im_dir, f"{ini}: imDir")
+        if info.im_ext is not None and not _IMAGE_EXT.fullmatch(info.im_ext):
+            raise BuilderError(f"{ini}: [Sequence] imExt={info.im_ext!r}: expected an image extension like '.jpg'")
         images, digits, ext = list_frame_images(im_dir, info.im_ext)
         gt_path = seq_dir / "gt" / "gt.txt"
         rows = self._read_gt(gt_path) if gt_path.is_file() else BoxRows.empty(gt_path)
@@ -106,7 +110,12 @@ class MOTChallengeSource(SourceAdapter):
         lines = table.lines
         attributes = {"conf": table.conf, "visibility": table.visibility}
         targets = self.resolve_int_categories(table.classes, attributes, lambda row: f"{path}:{int(lines[row])}")
-        visibility = np.clip(table.visibility, 0.0, 1.0).astype(np.float32)
+        visibility = np.asarray(table.visibility, np.float64)
+        outside = ~((visibility >= 0.0) & (visibility <= 1.0))  # NaN included
+        if outside.any():
+            self.warnings.add("visibility_out_of_range", f"{path}:{int(lines[np.argmax(outside)])}", int(outside.sum()))
+            visibility = np.clip(np.nan_to_num(visibility, nan=1.0), 0.0, 1.0)
+        visibility = visibility.astype(np.float32)
         return BoxRows(table.frames, table.ids, xywh_to_xyxy(table.boxes), targets, visibility, path, lines)
 
     def _last_frame(self, info: SeqInfo, images: dict[int, str], rows: BoxRows) -> int:
