@@ -37,6 +37,7 @@ from builder.classmap import ClassMap, default_classmap_path
 from builder.errors import BuilderError, FormatError
 from builder.formats.build_layout import MANIFEST_NAME, read_build_manifest
 from builder.formats.files import sha256_file
+from builder.locks import build_lock
 from builder.manifest import combine_digests, load_manifest, sequence_digest
 from builder.recipe import Recipe, SourceSpec, is_plain_name, load_recipe
 from builder.records import SequenceRecord, WarningCounter
@@ -141,14 +142,15 @@ def _replay_frames(build_root: Path, replay_from: str, source: str) -> dict[tupl
             ``splits.train.<dir>.{source, raw_split, raw_sequence, frames}``; or it has no train frames
             of ``source``.
     """
-    recover_interrupted_swap(build_root, replay_from)  # a rebuild killed mid-swap left it aside
     path = build_root / replay_from / MANIFEST_NAME
-    if not path.is_file():
-        raise BuilderError(f"replay_from {replay_from!r}: no build at {path}; build that stage first")
-    try:
-        earlier = read_build_manifest(path.parent)
-    except FormatError as exc:
-        raise BuilderError(f"replay_from {replay_from!r}: {exc}") from None
+    with build_lock(build_root, replay_from):  # not while another process rebuilds it
+        recover_interrupted_swap(build_root, replay_from)  # a rebuild killed mid-swap left it aside
+        if not path.is_file():
+            raise BuilderError(f"replay_from {replay_from!r}: no build at {path}; build that stage first")
+        try:
+            earlier = read_build_manifest(path.parent)
+        except FormatError as exc:
+            raise BuilderError(f"replay_from {replay_from!r}: {exc}") from None
     frames: dict[tuple[str, str], set[int]] = {}
     try:
         for entry in earlier["splits"]["train"].values():
@@ -334,8 +336,10 @@ def build(recipe: Recipe | str | Path, *, data_root: str | Path | None = None,
         progress: show rich progress bars.
 
     Raises:
-        BuilderError: any bad input (recipe, class map, manifest, labels, budget, missing images), or an
-            ``out_name`` that is not a plain directory name or names the build a source replays from.
+        BuilderError: any bad input (recipe, class map, manifest, labels, budget, missing or unreadable images),
+            an ``out_name`` that is not a plain directory name or names the build a source replays from, or a
+            file system that refused the write (a full disk).
+        BuildLockedError: another process is building the same name (:mod:`builder.locks`).
     """
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     if out_name is not None and not is_plain_name(out_name):
@@ -348,6 +352,12 @@ def build(recipe: Recipe | str | Path, *, data_root: str | Path | None = None,
                                      name=out_name or recipe.name)
     data_root = Path(data_root) if data_root is not None else data_root_default()
     build_root = Path(build_root) if build_root is not None else build_root_default()
+    build_root.mkdir(parents=True, exist_ok=True)
+    with build_lock(build_root, recipe.name):  # a second build of this name fails now, not after planning
+        return _build_locked(recipe, data_root, build_root, check_images=check_images, progress=progress)
+
+
+def _build_locked(recipe: Recipe, data_root: Path, build_root: Path, *, check_images: bool, progress: bool) -> Path:
     warnings = WarningCounter()
     plans = {s.name: plan_source(s, recipe, data_root=data_root, build_root=build_root, warnings=warnings,
                                  check_images=check_images, progress=progress) for s in recipe.sources}
@@ -362,4 +372,4 @@ def build(recipe: Recipe | str | Path, *, data_root: str | Path | None = None,
         "builder_version": builder_version(),
     }
     plan = BuildPlan(recipe.name, recipe.classes, [o for p in plans.values() for o in p.outputs], manifest)
-    return write_build(plan, build_root, progress=progress)
+    return write_build(plan, build_root, progress=progress, locked=True)

@@ -24,6 +24,7 @@ conf 0 = ignore region) and a sample of ``img1/`` frames. Reports, per split:
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from matplotlib.figure import Figure
 
 from builder.errors import BuilderError
 from builder.formats.build_layout import BUILD_SPLITS, build_classes, read_build_gt, val_set_of
-from builder.formats.files import write_json
+from builder.formats.files import atomic_file, write_json
 from builder.formats.motchallenge import SeqInfo, read_seqinfo
 
 #: COCO area bins (pixels^2): small < 32^2 <= medium < 96^2 <= large (pycocotools COCOeval areaRng).
@@ -339,8 +340,8 @@ def plot_diagnostics(summary: dict[str, Any], raw: dict[str, _SplitStats], out_p
     _plot_problems(axes[1, 2], summary)
     fig.suptitle(f"Data diagnostics of build {Path(summary['build']).name}", fontsize=13, fontweight="bold")
     out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
+    with atomic_file(out) as fh:  # replaces a symlink at out_png, never writes through it
+        fig.savefig(fh, format="png")
     return out
 
 
@@ -368,13 +369,18 @@ def write_diagnostics(build_dir: Path | str, out: Path | str | None = None, *,
          images_per_seq: int = DEFAULT_IMAGES_PER_SEQ) -> int:
     """Print the text summary and write ``diagnostics.png`` + ``diagnostics.json``; returns 0.
 
-    ``out`` is a folder (default ``<build>/diagnostics``) or a ``.png`` path (the JSON goes next to it).
+    ``out`` is a folder (default ``<build>/diagnostics``) or a ``.png`` path (the JSON goes next to it). Both
+    files are written atomically: a symlink in their place is replaced, never written through.
 
     Raises:
-        BuilderError: see ``collect`` (``python -m builder`` turns it into exit code 2).
+        BuilderError: see ``collect`` (``python -m builder`` turns it into exit code 2); the default
+            ``<build>/diagnostics`` is a symlink (it could lead the output anywhere on the disk).
     """
     build = Path(build_dir)
     target = Path(out) if out is not None else build / "diagnostics"
+    if out is None and target.is_symlink():
+        raise BuilderError(f"{target}: is a symlink (to {os.readlink(target)}); diagnose writes into the build only. "
+                           "Remove the link, or pass --out <folder> to write elsewhere")
     png = target if target.suffix.lower() == ".png" else target / "diagnostics.png"
     summary = diagnose(build, png, images_per_seq=images_per_seq)
     write_json(png.with_suffix(".json"), summary)

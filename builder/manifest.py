@@ -163,9 +163,10 @@ def _entries(raw: Any, where: str, key: str) -> tuple[LockedSequence, ...]:
         raise BuilderError(f"{where}: key {key!r} must be a list of {{name, split, digest}}, got {raw!r}")
     out = []
     for i, e in enumerate(raw):
-        if not isinstance(e, dict) or set(e) - _ENTRY_KEYS or not isinstance(e.get("name"), str):
+        if not isinstance(e, dict) or set(e) - _ENTRY_KEYS or not isinstance(e.get("name"), str) \
+                or not isinstance(e.get("split", "val"), str):
             raise BuilderError(f"{where}: {key}[{i}] must be an object with keys name, split, digest "
-                               f"(name required), got {e!r}")
+                               f"(name required, name and split strings), got {e!r}")
         digest = e.get("digest")
         if digest is not None and not (isinstance(digest, str) and len(digest) == 64):
             raise BuilderError(f"{where}: {key}[{i}].digest must be a sha256 hex string or null, got {digest!r}")
@@ -173,12 +174,23 @@ def _entries(raw: Any, where: str, key: str) -> tuple[LockedSequence, ...]:
     return tuple(out)
 
 
+#: Types of a manifest's scalar keys.
+_SCALAR_TYPES = {"source": str, "official_split_of_locked": str, "seed": int, "created_by": str, "rule": str}
+
+
+def _check_manifest_types(data: dict, path: Path) -> None:
+    for key, kind in _SCALAR_TYPES.items():
+        value = data.get(key)
+        if key in data and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise BuilderError(f"{path}: key {key!r} must be a {kind.__name__}, got {type(value).__name__} {value!r}")
+
+
 def load_manifest(path: str | Path, source: str | None = None) -> Manifest:
     """Read and validate a manifest.
 
     Raises:
-        BuilderError: missing file, invalid JSON (with line), unknown keys (listing the valid ones),
-            a ``source`` other than ``source``, or a sequence locked twice.
+        BuilderError: missing file, invalid JSON (with line), unknown keys (listing the valid ones), a key of
+            the wrong type (names it), a ``source`` other than ``source``, or a sequence locked twice.
     """
     path = Path(path)
     if not path.is_file():
@@ -189,6 +201,7 @@ def load_manifest(path: str | Path, source: str | None = None) -> Manifest:
         keys = sorted(set(data) - _MANIFEST_KEYS) if isinstance(data, dict) else data
         raise BuilderError(f"{path}: unexpected manifest keys {keys}; valid keys: {', '.join(sorted(_MANIFEST_KEYS))}"
                            " ('source' required)")
+    _check_manifest_types(data, path)
     if source is not None and data["source"] != source:
         raise BuilderError(f"{path}: manifest is for source {data['source']!r}, expected {source!r}")
     m = Manifest(source=data["source"], official_split_of_locked=data.get("official_split_of_locked", "val"),

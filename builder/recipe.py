@@ -237,14 +237,19 @@ def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe TOML file.
 
     Raises:
-        BuilderError: missing file, TOML syntax error (with line and column) or any ``parse_recipe`` error.
+        BuilderError: missing file, a directory, bytes that are not UTF-8, TOML syntax error (with line and
+            column) or any ``parse_recipe`` error.
     """
     path = Path(path)
+    if path.is_dir():
+        raise BuilderError(f"{path}: is a directory; expected a recipe TOML file (e.g. conf/curricula/stage1.toml)")
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError as exc:
         raise BuilderError(f"{path}: recipe file not found") from exc
+    except UnicodeDecodeError as exc:
+        raise BuilderError(f"{path}: not UTF-8 text (byte {exc.start}); expected a recipe TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise BuilderError(f"{path}: invalid TOML: {exc}") from exc
     return parse_recipe(data, where=str(path), path=path)

@@ -3,7 +3,9 @@
 ``write_build`` writes everything into ``BUILD_ROOT/.tmp-<name>-XXXX`` and ``os.replace``-s it into
 ``BUILD_ROOT/<name>``. An earlier build of the same name is first renamed to ``.old-<name>-XXXX`` and
 deleted only once the new one is in place; on any exception (Ctrl-C included) the tmp directory is
-removed and the earlier build is left untouched.
+removed and the earlier build is left untouched. All of it happens under the build name's lock
+(:mod:`builder.locks`); a build killed outright (SIGKILL, power loss) leaves ``.tmp-``/``.old-`` entries
+that the next build of that name recovers from (a complete ``.old-`` copy put back) and removes.
 
 Per output sequence (a train clip, or a complete locked val/test sequence)::
 
@@ -29,7 +31,9 @@ positives), per_class}}}) and ``digests`` ({split: ``combine_digests`` of its (d
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -40,9 +44,11 @@ from typing import Any
 import numpy as np
 from rich.progress import track
 
+from builder.errors import BuilderError
 from builder.formats.build_layout import BUILD_SPLITS, MANIFEST_NAME
 from builder.formats.files import write_json
 from builder.formats.motchallenge import seqinfo_text, write_seqmap
+from builder.locks import build_lock
 from builder.manifest import combine_digests, quantize_boxes, sequence_digest
 from builder.records import IGNORE, FrameRecord, SequenceRecord
 
@@ -263,46 +269,99 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
             os.replace(old, final)
         raise
     if had_old:  # the new build is in place: the old one goes (a symlink is unlinked, never followed)
-        if old.is_symlink() or not old.is_dir():
-            old.unlink()
-        else:
-            shutil.rmtree(old)
+        _remove(old)
+
+
+def _remove(path: Path) -> None:
+    """Delete a leftover: a symlink or file is unlinked (never followed); a directory loses its manifest first,
+    so that a delete cut short leaves a directory no recovery takes for a complete build."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+        return
+    (path / MANIFEST_NAME).unlink(missing_ok=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def leftovers(build_root: Path, name: str) -> list[Path]:
+    """``.tmp-<name>-<suffix>`` and ``.old-<name>-<suffix>`` entries of ``build_root`` (a suffix has no ``-``, so
+    leftovers of a build named ``<name>-x`` are not ``<name>``'s), newest first."""
+    pattern = re.compile(rf"\.(tmp|old)-{re.escape(name)}-[^-/]+")
+    found = [p for p in build_root.iterdir() if pattern.fullmatch(p.name)] if build_root.is_dir() else []
+    return sorted(found, key=lambda p: p.lstat().st_mtime, reverse=True)
 
 
 def recover_interrupted_swap(build_root: Path, name: str) -> Path | None:
     """Put back a build that a killed swap left aside: ``.old-<name>-*`` present and ``<name>`` missing.
 
     :func:`_swap_into_place` moves the previous build to ``.old-<name>-*`` and then renames the new one into
-    place; a SIGKILL between the two renames would leave no ``<name>``. The newest such directory is renamed
-    back (the earlier good build is never lost). Returns the restored path, or None when nothing was to do.
+    place; a SIGKILL between the two renames would leave no ``<name>``. Only a complete build is put back: a
+    real directory (never a symlink) whose build_manifest.json verifies (:func:`builder.verify.verify_build`);
+    of several, the newest. A half-deleted or damaged copy is left where it is. The caller holds the build's
+    lock (:mod:`builder.locks`). Returns the restored path, or None when nothing was to do.
     """
+    from builder.verify import verify_build
+
     final = build_root / name
     if final.exists() or final.is_symlink():
         return None
-    olds = sorted(build_root.glob(f".old-{name}-*"), key=lambda p: p.lstat().st_mtime)
-    if not olds:
-        return None
-    os.replace(olds[-1], final)
-    return final
+    for old in leftovers(build_root, name):
+        if not old.name.startswith(".old-") or old.is_symlink() or not (old / MANIFEST_NAME).is_file():
+            continue
+        try:
+            complete = verify_build(old).ok
+        except BuilderError:
+            complete = False
+        if complete:
+            os.replace(old, final)
+            return final
+    return None
+
+
+def clean_leftovers(build_root: Path, name: str) -> list[Path]:
+    """Delete what killed builds of ``name`` left: every ``.tmp-<name>-*``, and every ``.old-<name>-*`` once a
+    build ``<name>`` is in place (while none is, an ``.old-*`` copy that did not verify is kept: it may be the
+    only one left). Symlinks are unlinked, never followed. The caller holds the build's lock, which proves no
+    other build of that name is running. Returns what was removed."""
+    present = (build_root / name).exists()
+    removed = [p for p in leftovers(build_root, name) if p.name.startswith(".tmp-") or present or p.is_symlink()]
+    for path in removed:
+        _remove(path)
+    return removed
 
 
 def write_build(plan: BuildPlan, build_root: str | Path, *, progress: bool = False,
-                write: Callable[..., dict] = write_contents) -> Path:
+                write: Callable[..., dict] = write_contents, locked: bool = False) -> Path:
     """Write ``plan`` to ``build_root/<plan.name>`` atomically (see the module docstring); return that path.
 
+    Under the build's lock (:func:`builder.locks.build_lock`; ``locked=True``: the caller holds it): a build a
+    killed swap left aside is put back (:func:`recover_interrupted_swap`), leftovers of killed builds are
+    removed (:func:`clean_leftovers`), then the new build is written and swapped into place.
+
     Raises:
-        OSError: file system errors; whatever happens, no partial build is left behind and an earlier
-            build of the same name is intact unless the new one replaced it completely.
+        BuildLockedError: another process is building ``plan.name``.
+        BuilderError: the file system refused the write (a full disk...): names the build and the reason;
+            whatever happens, no partial build is left behind and an earlier build of the same name is intact
+            unless the new one replaced it completely.
     """
     build_root = Path(build_root)
     build_root.mkdir(parents=True, exist_ok=True)
-    recover_interrupted_swap(build_root, plan.name)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{plan.name}-", dir=build_root))
-    try:
-        tmp.chmod(0o755)
-        write(plan, tmp, progress=progress)
-        _swap_into_place(tmp, build_root / plan.name)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with contextlib.nullcontext() if locked else build_lock(build_root, plan.name):
+        recover_interrupted_swap(build_root, plan.name)
+        clean_leftovers(build_root, plan.name)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{plan.name}-", dir=build_root))
+        try:
+            tmp.chmod(0o755)
+            write(plan, tmp, progress=progress)
+            _swap_into_place(tmp, build_root / plan.name)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise BuilderError(f"{build_root / plan.name}: could not write the build ({_reason(exc)}); "
+                               "nothing was replaced") from exc
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return build_root / plan.name
+
+
+def _reason(exc: OSError) -> str:
+    return f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else (exc.strerror or str(exc))

@@ -19,6 +19,7 @@ Rows are parsed by :mod:`builder.formats.text_rows`; a non-integer frame, id or 
 from __future__ import annotations
 
 import configparser
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,8 @@ def _ini_number(section: configparser.SectionProxy, key: str, kind: type, path: 
         number = float(raw)
     except ValueError:
         raise FormatError(f"{path}: [Sequence] {key}={raw!r} is not a number") from None
+    if not math.isfinite(number):
+        raise FormatError(f"{path}: [Sequence] {key}={raw!r} is not a finite number")
     if kind is int and number != int(number):
         raise FormatError(f"{path}: [Sequence] {key}={raw!r} is not an integer")
     if not number > 0:
