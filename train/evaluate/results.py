@@ -12,7 +12,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from builder.formats.build_layout import build_classes, split_val_sets
-from builder.formats.motchallenge import MotTable, list_sequences, read_mot_file, read_seqinfo, read_seqmap
+from builder.formats.motchallenge import (
+    NO_CLASS,
+    MotTable,
+    list_sequences,
+    read_mot_file,
+    read_seqinfo,
+    read_seqmap,
+)
 from train.errors import EvaluationError
 from train.evaluate.scoring import (
     BUILD_CROWD_RULES,
@@ -58,7 +65,7 @@ def load_results(results_dir: Path, names: Iterable[str], *, allow_missing: bool
 def evaluate_mot(gt_dir: Path | str, results_dir: Path | str, *, classes: list[str], seqmap: Path | str | None = None,
                  seqs: list[str] | None = None, rules: EvalRules = BUILD_MATCH_RULES,
                  eval_classes: list[str] | None = None, allow_missing: bool = False,
-                 max_frames: int | None = None) -> dict:
+                 max_frames: int | None = None, warn_extra: bool = True) -> dict:
     """Evaluate one val set: MOTChallenge-layout gt folders against a folder of result files.
 
     Args:
@@ -72,6 +79,8 @@ def evaluate_mot(gt_dir: Path | str, results_dir: Path | str, *, classes: list[s
         allow_missing: score a missing result file as empty output (warning) instead of raising.
         max_frames: score only frames 1..max_frames of each sequence (quick evaluations during training;
             ground truth and results beyond are dropped).
+        warn_extra: warn about result files of sequences not in ``names`` (see :func:`warn_unscored_files`);
+            rows with unknown class ids are always warned about (:func:`warn_unscored_rows`).
 
     Returns:
         ``{"combined", "per_class", "per_sequence"}`` as :func:`evaluate_sequences` (the metrics.json val-set
@@ -85,11 +94,39 @@ def evaluate_mot(gt_dir: Path | str, results_dir: Path | str, *, classes: list[s
     if not names:
         raise EvaluationError(f"{gt_dir}: no sequence to evaluate (no seqinfo.ini found / empty seqmap)")
     results = load_results(Path(results_dir), names, allow_missing=allow_missing)
+    if warn_extra:
+        warn_unscored_files(Path(results_dir), names)
+    warn_unscored_rows(results, len(classes))
     sequences = [SequenceData(n, read_seqinfo(gt_dir / n).length, read_mot_file(gt_dir / n / "gt" / "gt.txt"),
                               results[n]) for n in names]
     if max_frames:
         sequences = [truncate(s, max_frames) for s in sequences]
     return evaluate_with_classes(sequences, classes, rules, eval_classes)
+
+
+def warn_unscored_files(results_dir: Path, names: Iterable[str]) -> list[str]:
+    """``<seq>.txt`` files of ``results_dir`` whose sequence is not among ``names`` (not in the ground truth, so
+    never scored), logged as one warning with their count; returns their names."""
+    wanted = set(names)
+    extra = sorted(p.stem for p in Path(results_dir).glob("*.txt") if p.stem not in wanted)
+    if extra:
+        log.warning("%s: %d result file(s) of sequences not in the ground truth, not scored: %s", results_dir,
+                    len(extra), ", ".join(f"{n}.txt" for n in extra[:5]) + (" ..." if len(extra) > 5 else ""))
+    return extra
+
+
+def warn_unscored_rows(results: dict[str, MotTable], num_classes: int) -> int:
+    """Result rows whose class id is neither 1..``num_classes`` nor absent (``NO_CLASS``: a file without a class
+    column), never scored; one warning per file with its count; returns the total."""
+    total = 0
+    for table in results.values():
+        bad = (table.classes != NO_CLASS) & ((table.classes < 1) | (table.classes > num_classes))
+        if bad.any():
+            total += int(bad.sum())
+            where = f"{table.source}:{int(table.lines[bad.argmax()])}" if table.lines is not None else table.source
+            log.warning("%s: %d result row(s) with class ids outside 1..%d, not scored (e.g. %s)", table.source,
+                        int(bad.sum()), num_classes, where)
+    return total
 
 
 def rules_for_source(source: str) -> EvalRules:
@@ -140,8 +177,10 @@ def evaluate_build(build_dir: Path | str, split: str, results_dir: Path | str, *
     if missing and not allow_missing:
         raise EvaluationError(f"no result file for {len(missing)} sequence(s): {', '.join(missing)} "
                               "(pass allow_missing / --allow-missing to score them as empty output)")
+    for folder in set(dirs.values()):  # one flat folder may hold several val sets' files
+        warn_unscored_files(folder, [n for vs, names in groups.items() if dirs[vs] == folder for n in names])
     out = {}
     for vs, names in groups.items():
         out[vs] = evaluate_mot(Path(build_dir) / split, dirs[vs], classes=classes, seqs=names,
-                               rules=rules_for_source(vs), allow_missing=allow_missing)
+                               rules=rules_for_source(vs), allow_missing=allow_missing, warn_extra=False)
     return {"val_sets": out}

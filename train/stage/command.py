@@ -179,18 +179,26 @@ def _on_sigterm(signum: int, frame) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns the best monitored value (what the optuna sweeper optimises).
+    """Hydra entry point; returns the best monitored value (what the optuna sweeper optimises). See
+    :func:`run_command`."""
+    from train.stage import app  # noqa: F401 - imported before the SIGTERM handler is installed
 
-    Bad input met while running (no parent run, nothing to resume, a malformed build) ends a single run with
-    one ``error:`` line and exit status 2; in a multirun it is raised like any error. A signal ends it with one
-    ``interrupted:`` line and status 128 + the signal number.
+    # after the imports: an exception raised in the middle of an import would leave a half-made module behind
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    return run_command(cfg, single=HydraConfig.get().mode == RunMode.RUN)
+
+
+def run_command(cfg: DictConfig, *, single: bool = True) -> float | None:
+    """Run the stage of ``cfg`` as the command line does; returns the best monitored value.
+
+    Bad input met while running (no parent run, nothing to resume, an unsafe checkpoint, a malformed build)
+    ends a single run with one ``error:`` line and exit status 2 (``SystemExit``); in a multirun
+    (``single=False``) it is raised like any error. A signal ends it with one ``interrupted:`` line and status
+    128 + the signal number; forgetting with ``regression.fail=true`` with status 1.
     """
     from train.stage.app import run_stage
     from train.stage.records import StageInterrupted
 
-    # after the imports: an exception raised in the middle of an import would leave a half-made module behind
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    single = HydraConfig.get().mode == RunMode.RUN
     try:
         result = run_stage(cfg)
     except BAD_INPUT as exc:
