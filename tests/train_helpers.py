@@ -7,7 +7,9 @@ tiny builds' native 128 x 96 px, a few batches, no loggers, no progress bar).
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import torch
@@ -67,13 +69,20 @@ def state_of(path: Path) -> dict[str, torch.Tensor]:
 
 class RaiseAt:
     """Test callback: raise ``exc`` (``KeyboardInterrupt``, ``oom``, ``error``, ``sigterm``) at the
-    start of training epoch ``epoch``, or make every weight NaN (``poison``) so the next loss is non-finite."""
+    start of training epoch ``epoch``, or make every weight NaN (``poison``) so the next loss is non-finite,
+    or send this process a real signal: ``sigkill`` (dies at once, nothing recorded, as ``kill -9`` does) or
+    ``signal:<NAME>`` (e.g. ``signal:SIGTERM``, ``signal:SIGUSR1``: the handlers then act)."""
 
     def __init__(self, what: str, epoch: int = 0) -> None:
         self.what, self.epoch = what, epoch
 
     def __call__(self, trainer, pl_module) -> None:
         if trainer.current_epoch != self.epoch:
+            return
+        if self.what == "sigkill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.what.startswith("signal:"):
+            os.kill(os.getpid(), signal.Signals[self.what.removeprefix("signal:")])
             return
         if self.what == "poison":
             with torch.no_grad():

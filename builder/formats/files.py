@@ -34,14 +34,17 @@ def read_json(path: str | Path, *, expect: type | None = dict, what: str = "JSON
 
     Raises:
         MissingFileError: no such file.
-        FormatError: not UTF-8, malformed JSON (``<file>:<line>:<col>: malformed JSON (...)``), or a top-level
+        FormatError: empty, not UTF-8, malformed JSON (``<file>:<line>:<col>: malformed JSON (...)``), or a top-level
             value of another type than ``expect``.
     """
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"{path}: {what} not found")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise FormatError(f"{path}: empty file; expected {what}")
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(raw)
     except UnicodeDecodeError as exc:
         raise FormatError(f"{path}: not UTF-8 text (byte {exc.start}); expected {what}") from None
     except json.JSONDecodeError as exc:

@@ -21,10 +21,12 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from train.console import quiet_lightning
+from train.errors import BAD_INPUT
 from train.stage.callbacks import RunGuard
 from train.stage.chaining import (
     check_latest,
@@ -75,11 +77,11 @@ def run_stage(cfg: DictConfig) -> dict:
     select_monitor(cfg)
     L.seed_everything(cfg.seed, workers=True)
     log.info("Instantiating datamodule <%s> on %s", cfg.data._target_, cfg.data.build_dir)
-    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule = _instantiate(cfg.data)
     classes = datamodule.classes
     log.info("Instantiating model <%s> %s/%s for classes %s", cfg.model._target_, cfg.model.arch,
              cfg.model.backbone, classes)
-    model = hydra.utils.instantiate(cfg.model, num_classes=len(classes))
+    model = _instantiate(cfg.model, num_classes=len(classes))
     # a resumed run gets its weights from last.ckpt but keeps the parent it started from (records, gate)
     init = resumed_init(resumed[1], run_dir) if resumed else \
         load_init_weights(model, init_path, classes) if init_path else None
@@ -88,8 +90,8 @@ def run_stage(cfg: DictConfig) -> dict:
                              extra_checkpoint={"classes": classes, "config": config,
                                                "parent": init.as_parent() if init else None})
     log.info("Instantiating callbacks and loggers")
-    loggers = [hydra.utils.instantiate(c) for c in cfg.logger.values() if c is not None] if cfg.logger else []
-    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    loggers = [_instantiate(c) for c in cfg.logger.values() if c is not None] if cfg.logger else []
+    callbacks = [_instantiate(c) for c in cfg.callbacks.values() if c is not None]
     guard = next((c for c in callbacks if isinstance(c, RunGuard)), None)
     if guard is None:  # callbacks.run_guard=null: the stopping reason still needs it
         guard = RunGuard(str(run_dir / "checkpoints"))
@@ -98,7 +100,7 @@ def run_stage(cfg: DictConfig) -> dict:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)
     # checkpoints written atomically and loaded with weights_only=True (train/stage/checkpoints.py)
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+    trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                       plugins=[AtomicCheckpointIO()])
     run = StageRun(cfg, config, run_dir, module, classes, init, t0, trainer)
     try:
@@ -122,6 +124,17 @@ def _stop(run: StageRun, exc: BaseException) -> None:
         raise interrupted from None if interrupted is exc else exc
 
 
+def _instantiate(node, *args, **kwargs):
+    """``hydra.utils.instantiate``, re-raising the bad-input error a target raised (a missing build, unusable
+    weights: ``train.errors.BAD_INPUT``) instead of Hydra's ``InstantiationException`` wrapping it."""
+    try:
+        return hydra.utils.instantiate(node, *args, **kwargs)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, BAD_INPUT):
+            raise exc.__cause__ from None
+        raise
+
+
 def _parent_command(stage: int) -> str:
     """The command that trains ``stage`` with this run's experiment / paths overrides (for the
     missing-parent error); ``make train STAGE=<stage>`` outside a Hydra app."""
@@ -131,7 +144,7 @@ def _parent_command(stage: int) -> str:
 
 def _optimizer(cfg: DictConfig):
     """The optimizer partial with ``lr = optim.lr * lr_scale``."""
-    return hydra.utils.instantiate(cfg.optim, lr=float(cfg.optim.lr) * float(cfg.lr_scale))
+    return _instantiate(cfg.optim, lr=float(cfg.optim.lr) * float(cfg.lr_scale))
 
 
 def _backbone_lr(cfg: DictConfig) -> float | None:
@@ -139,7 +152,7 @@ def _backbone_lr(cfg: DictConfig) -> float | None:
 
 
 def _scheduler(cfg: DictConfig):
-    return hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    return _instantiate(cfg.scheduler) if cfg.get("scheduler") else None
 
 
 def select_monitor(cfg: DictConfig) -> None:

@@ -282,13 +282,10 @@ def resumable_checkpoint(run_dir: str | Path) -> Path | None:
 
 
 def _run_dirs(root: Path) -> list[Path]:
-    """Run directories of a stage (not ``latest`` nor its target), most recently checkpointed first."""
+    """Run directories of a stage (``latest`` itself left out), most recently checkpointed first."""
     if not root.is_dir():
         return []
-    latest = root / LATEST
-    skip = latest.resolve() if latest.is_symlink() else None
-    runs = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and p.name != LATEST
-            and p.resolve() != skip]
+    runs = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and p.name != LATEST]
 
     def activity(run: Path) -> float:
         stamps = [c.stat().st_mtime for c in (run / "checkpoints").glob("*.ckpt")] if (run / "checkpoints").is_dir() \
@@ -314,9 +311,10 @@ def find_resume_checkpoint(resume: bool | str, *, stage: int, runs_root: str | P
         return None
     if resume is True or resume == "true":
         root = stage_dir(runs_root, stage)
+        latest = (root / LATEST).resolve() if (root / LATEST).is_symlink() else None
         finished = []
         for run in _run_dirs(root):
-            if finished_reason(run):
+            if finished_reason(run) or run.resolve() == latest:
                 finished.append(run.name)
                 continue
             ckpt = resumable_checkpoint(run)

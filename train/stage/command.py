@@ -204,7 +204,7 @@ def run_command(cfg: DictConfig, *, single: bool = True) -> float | None:
     except BAD_INPUT as exc:
         if not single:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc)) or type(exc).__name__}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     except StageInterrupted as exc:
         print(f"interrupted: {exc}; continue with `python -m train stage={cfg.stage.index} resume=true`",
