@@ -32,7 +32,7 @@ endif
 RUN := $(UV) run --frozen
 export DATA_ROOT BUILD_ROOT
 
-.PHONY: help setup demo test test-slow lint build-data train sweep synth dashboard compare viz clean-demo
+.PHONY: help setup demo test test-slow lint bad-input build-data train sweep synth dashboard compare viz clean-demo
 
 help:
 	@sed -n '1,12p' Makefile
@@ -89,6 +89,10 @@ test-slow: setup
 
 lint: setup
 	$(RUN) ruff check builder train tests benchmarks
+
+# the bad-input and fault corpus (docs/BAD_INPUT.md): every case, and how many end in a traceback (target 0)
+bad-input: setup
+	$(RUN) python tests/bad_input_corpus.py
 
 clean-demo:
 	rm -rf $(SYNTH_ROOT) $(BUILD_ROOT)/demo_stage* $(RUNS)/demo

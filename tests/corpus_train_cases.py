@@ -36,9 +36,11 @@ def plant(path: Path, marker: Path, *, like: dict | None = None) -> Path:
     return path
 
 
-def train(env: Env, runs: Path, *overrides: str, stage: int = 1) -> list[str]:
-    """argv of ``python -m train`` on the tiny builds, shrunk to seconds (tests/train_helpers.py SHRINK)."""
-    return [f"stage={stage}", *SHRINK, f"paths.build_root={env.builds}", "paths.build_prefix=tiny_",
+def train(builds: Env | Path, runs: Path, *overrides: str, stage: int = 1) -> list[str]:
+    """argv of ``python -m train`` on the tiny builds (``Env.builds`` or that folder), shrunk to seconds
+    (tests/train_helpers.py SHRINK)."""
+    builds = builds.builds if isinstance(builds, Env) else builds
+    return [f"stage={stage}", *SHRINK, f"paths.build_root={builds}", "paths.build_prefix=tiny_",
             f"paths.runs_root={runs}", *overrides]
 
 
@@ -81,8 +83,13 @@ def _finished(env: Env, tmp: Path) -> Path:
 def _resume(kind: str) -> Callable:
     def setup(env: Env, tmp: Path) -> Call:
         runs = _finished(env, tmp)
-        keep = same_files(runs / "stage1")
         run = next(p for p in (runs / "stage1").iterdir() if not p.is_symlink())
+        latest = os.readlink(runs / "stage1" / "latest")
+        finished = same_files(run)  # (a CLI session adds its own Hydra run directory beside it)
+
+        def keep() -> list[str]:
+            moved = [] if os.readlink(runs / "stage1" / "latest") == latest else ["latest moved"]
+            return finished() + moved
         target = "true"
         if kind == "finished run":
             target = str(run)
@@ -93,7 +100,6 @@ def _resume(kind: str) -> Callable:
             broken.mkdir(parents=True)
             data = (run / "checkpoints" / "last.ckpt").read_bytes()
             (broken / "last.ckpt").write_bytes(data[: len(data) // 3])
-            keep = same_files(runs / "stage1")
         return Call("train", train(env, runs, f"resume={target}"),
                     check=lambda: keep() + absent(tmp / MARKER)())
     return setup

@@ -111,3 +111,16 @@ def raise_at_callback(what: str, epoch: int = 0):
             hook(trainer, pl_module)
 
     return _Cb()
+
+
+def epoch_spy(path: str):
+    """A Lightning callback appending ``trainer.current_epoch`` to ``path`` at every training epoch start (which
+    epochs a session trained)."""
+    import lightning as L
+
+    class _Spy(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            with open(path, "a") as fh:
+                fh.write(f"{trainer.current_epoch}\n")
+
+    return _Spy()
