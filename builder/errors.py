@@ -58,7 +58,7 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    # one line, whatever the message: a library's multi-line text (configparser, Hydra) joined with "; "
+    # one line, whatever the message: a library's multi-line text (an ini parser, Hydra) joined with "; "
     return "; ".join(line.strip() for line in text.splitlines() if line.strip()) or type(exc).__name__
 
 

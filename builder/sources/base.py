@@ -29,9 +29,7 @@ BDD100K frameIndex < 0                  frame dropped, warning ``frame_out_of_ra
 BDD100K label file: empty list          no frames, warning ``empty_label_file``
 BDD100K label file: empty (0 bytes),    ``BuilderError`` naming the file, also in the build's pool pass
 not UTF-8, not a list, truncated        (:func:`builder.sources.bdd100k.check_label_bytes`)
-image path leaving the source root      ``BuilderError`` (BDD100K frame ``name``, seqinfo.ini ``imDir``;
-                                        :func:`builder.records.inside_root`); seqinfo.ini ``imExt`` must be
-                                        an extension like ``.jpg``
+image path leaving the source root      ``BuilderError`` (BDD ``name``, ``imDir``; ``imExt`` like ``.jpg``)
 seqinfo.ini disagreeing with the files  warning ``seqinfo_mismatch``; the files win (image count, header size)
 frame size unknown (no metadata, no     width = height = 0, no clipping, warning ``image_size_unknown``
 image)

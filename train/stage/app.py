@@ -89,19 +89,7 @@ def run_stage(cfg: DictConfig) -> dict:
     module = DetectionModule(model, _optimizer(cfg), _scheduler(cfg), backbone_lr=_backbone_lr(cfg), seed=cfg.seed,
                              extra_checkpoint={"classes": classes, "config": config,
                                                "parent": init.as_parent() if init else None})
-    log.info("Instantiating callbacks and loggers")
-    loggers = [_instantiate(c) for c in cfg.logger.values() if c is not None] if cfg.logger else []
-    callbacks = [_instantiate(c) for c in cfg.callbacks.values() if c is not None]
-    guard = next((c for c in callbacks if isinstance(c, RunGuard)), None)
-    if guard is None:  # callbacks.run_guard=null: the stopping reason still needs it
-        guard = RunGuard(str(run_dir / "checkpoints"))
-        callbacks.append(guard)
-    if not loggers:  # LearningRateMonitor needs a logger; training_history.json records the LR anyway
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    log.info("Instantiating trainer <%s>", cfg.trainer._target_)
-    # checkpoints written atomically and loaded with weights_only=True (train/stage/checkpoints.py)
-    trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                                      plugins=[AtomicCheckpointIO()])
+    trainer, guard = _trainer(cfg, run_dir)
     run = StageRun(cfg, config, run_dir, module, classes, init, t0, trainer)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resumed[1]) if resumed else None,
@@ -114,6 +102,23 @@ def run_stage(cfg: DictConfig) -> dict:
     except BaseException as exc:
         _stop(run, exc)
         raise
+
+
+def _trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunGuard]:
+    """Callbacks, loggers and the Trainer (checkpoints written atomically and loaded weights-only:
+    train/stage/checkpoints.py); the run guard is always among the callbacks."""
+    log.info("Instantiating callbacks and loggers")
+    loggers = [_instantiate(c) for c in cfg.logger.values() if c is not None] if cfg.logger else []
+    callbacks = [_instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    guard = next((c for c in callbacks if isinstance(c, RunGuard)), None)
+    if guard is None:  # callbacks.run_guard=null: the stopping reason still needs it
+        guard = RunGuard(str(run_dir / "checkpoints"))
+        callbacks.append(guard)
+    if not loggers:  # LearningRateMonitor needs a logger; training_history.json records the LR anyway
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    log.info("Instantiating trainer <%s>", cfg.trainer._target_)
+    trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
+    return trainer, guard
 
 
 def _stop(run: StageRun, exc: BaseException) -> None:

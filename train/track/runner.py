@@ -81,12 +81,12 @@ def detector_from_checkpoint(path: Path | str, device="cpu",
         TrainError: no such checkpoint, it cannot be loaded safely (``CheckpointError``: empty, corrupt, code
             inside), it lacks a required key (named), or its tensors do not fit the model its config describes.
     """
+    path = Path(path)
+    if not path.is_file():  # before the heavy imports below: a wrong path is reported at once
+        raise TrainError(f"{path}: checkpoint not found (expected a stage run's best_model.pth)")
     from train.stage.checkpoints import safe_load
     from train.stage.models import build_model
 
-    path = Path(path)
-    if not path.is_file():
-        raise TrainError(f"{path}: checkpoint not found (expected a stage run's best_model.pth)")
     ckpt = safe_load(path, what="a stage run's best_model.pth")
     for key in ("state_dict", "classes", "config"):
         if not isinstance(ckpt, dict) or key not in ckpt:
