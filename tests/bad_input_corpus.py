@@ -22,6 +22,7 @@ import contextlib
 import io
 import logging
 import os
+import random
 import secrets
 import shutil
 import subprocess
@@ -272,6 +273,11 @@ def same_files(root: Path) -> Callable[[], list[str]]:
 def absent(path: Path) -> Callable[[], list[str]]:
     """A check that ``path`` was not created (e.g. by code inside a planted checkpoint)."""
     return lambda: [f"{path} was created"] if path.exists() else []
+
+
+def noise(n: int, seed: int = 12) -> bytes:
+    """``n`` bytes that look random but are the same on every run (tests need no luck)."""
+    return random.Random(seed).randbytes(n)
 
 
 def copy_source(env: Env, tmp: Path, source: str) -> Path:

@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from bad_input_corpus import Call, Case, Env, copy_source, recipe_with, same_files
+from bad_input_corpus import Call, Case, Env, copy_source, noise, recipe_with, same_files
 from corpus_train_cases import TRAIN_CASES
 
 BDD_LABELS = Path("labels") / "box_track_20"
@@ -309,7 +309,7 @@ BUILD_CASES = [
     Case("build: pool bdd label not UTF-8", _pool_bdd(_bdd_bytes(b"[\xff]")), words="not UTF-8"),
     Case("build: pool bdd label not a list", _pool_bdd(_bdd_bytes(b'"frames"')), words="JSON list"),
     Case("build: image of 0 bytes", _locked_image(lambda p: p.write_bytes(b"")), words="empty file (0 bytes)"),
-    Case("build: image of random bytes", _locked_image(lambda p: p.write_bytes(os.urandom(256))),
+    Case("build: image of random bytes", _locked_image(lambda p: p.write_bytes(noise(256))),
          words="unreadable image header"),
     Case("build: image missing", _locked_image(lambda p: p.unlink()), words="image file(s) missing"),
     Case("build: recipe is a directory", lambda env, tmp: _build(env, tmp, tmp), words="is a directory"),
@@ -428,7 +428,7 @@ OTHER_BUILDER_CASES = [
     Case("verify: build_manifest.json locked val a string", _damaged_build(_manifest_json(
         lambda d: d["locked"]["dancetrack"].update(val="x"))), words="key 'locked' must be"),
     Case("verify: a frame of 0 bytes", _damaged_build(_replace_link_target(b"")), status=1, words="empty file"),
-    Case("verify: a frame of random bytes", _damaged_build(_replace_link_target(os.urandom(300))), status=1,
+    Case("verify: a frame of random bytes", _damaged_build(_replace_link_target(noise(300))), status=1,
          words="unreadable image header"),
     Case("verify: a broken link", _damaged_build(lambda b: os.unlink(sorted((_first_train(b) / "img1").iterdir())[0])),
          status=1, words="img1"),

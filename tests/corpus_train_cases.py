@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from bad_input_corpus import Call, Case, Env, absent, same_files
+from bad_input_corpus import Call, Case, Env, absent, noise, same_files
 from train_helpers import SHRINK
 
 #: The file a planted checkpoint's unpickling would create.
@@ -47,7 +47,7 @@ def train(builds: Env | Path, runs: Path, *overrides: str, stage: int = 1) -> li
 def _weights_file(kind: str, tmp: Path) -> Path:
     path = tmp / f"weights_{kind}.pth"
     if kind == "random":
-        path.write_bytes(os.urandom(4096))
+        path.write_bytes(noise(4096))
     elif kind == "empty":
         path.write_bytes(b"")
     elif kind == "text":
@@ -201,7 +201,7 @@ TRAIN_CASES = [
     Case("train: data.scales=96", _override("data.scales=96"), words="expects a list"),
     Case("train: unknown key", _override("bogus.key=3"), words="Key 'bogus' is not in struct"),
     Case("train: unknown stage", _override("stage=9"), words="available stages"),
-    Case("train: init_from random bytes", _init_from("random"), words="not a PyTorch file"),
+    Case("train: init_from random bytes", _init_from("random"), words="PyTorch file"),
     Case("train: init_from empty file", _init_from("empty"), words="empty file"),
     Case("train: init_from text file", _init_from("text"), words="weights_text.pth"),
     Case("train: init_from truncated", _init_from("truncated"), words="truncated or corrupt"),
@@ -213,7 +213,7 @@ TRAIN_CASES = [
     Case("train: init_from=auto without a parent run", _override("init_from=auto", stage=2),
          words="stage1/latest/best_model.pth does not exist"),
     Case("train: model.weights_path random bytes", _init_from("random", "model.weights_path"),
-         words="not a PyTorch file"),
+         words="PyTorch file"),
     Case("train: model.weights_path empty file", _init_from("empty", "model.weights_path"), words="empty file"),
     Case("train: model.weights_path planted code", _init_from("planted", "model.weights_path"),
          words="refused to load"),
@@ -229,7 +229,7 @@ TRAIN_CASES = [
     Case("train: disk full while checkpointing", _disk_full_checkpoint, words="No space left on device"),
     Case("train: no build", _override("paths.build_root=/nonexistent"), words="/nonexistent"),
     Case("track: planted checkpoint", _track("planted"), words="refused to load"),
-    Case("track: random bytes", _track("random"), words="not a PyTorch file"),
+    Case("track: random bytes", _track("random"), words="PyTorch file"),
     Case("track: empty checkpoint", _track("empty"), words="empty file"),
     Case("track: checkpoint is a directory", _track("directory"), words="checkpoint not found"),
     Case("track: checkpoint without its keys", _track("no keys"), words="has no 'state_dict'"),
