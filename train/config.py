@@ -82,6 +82,12 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def regression_defaults() -> dict[str, Any]:
+    """The ``regression`` section of conf/train.yaml (tolerance, fail, bootstrap): the gate's defaults where a
+    run recorded none."""
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / f"{PRIMARY}.yaml").regression, resolve=True)
+
+
 def default_tolerance() -> float:
-    """``regression.tolerance`` of conf/train.yaml (HOTA points): the gate's default where a run recorded none."""
-    return float(OmegaConf.load(CONF_DIR / f"{PRIMARY}.yaml").regression.tolerance)
+    """``regression.tolerance`` of conf/train.yaml (HOTA points)."""
+    return float(regression_defaults()["tolerance"])
