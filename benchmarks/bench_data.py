@@ -65,10 +65,11 @@ def decode_cv2(path: Path) -> torch.Tensor:
 
 
 def target_for(image: torch.Tensor, n: int = 20) -> dict:
-    """A target with ``n`` boxes (xyxy px) spread over the image, one ignore region."""
+    """A target with ``n`` boxes (xyxy px, 60 x 150) spread over the image, one ignore region."""
     _, h, w = image.shape
-    xs = torch.linspace(0, w - 100, n)
-    boxes = torch.stack([xs, torch.full((n,), h / 3), xs + 60, torch.full((n,), h / 3 + 150)], dim=1)
+    bw, bh = min(60.0, w / 4), min(150.0, h / 2)
+    xs = torch.linspace(0, w - bw - 1, n)
+    boxes = torch.stack([xs, torch.full((n,), h / 4), xs + bw, torch.full((n,), h / 4 + bh)], dim=1)
     return {"boxes": boxes, "labels": torch.ones(n, dtype=torch.int64), "track_ids": torch.arange(n),
             "ignore": torch.tensor([[0.0, 0.0, 50.0, 50.0]]), "image_id": 0, "video": "v", "frame_id": 1}
 

@@ -15,6 +15,7 @@ Target dict of one frame (what the transforms and the model's loss see):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -147,7 +148,9 @@ def read_image(path: Path) -> torch.Tensor:
     """
     if Path(path).suffix.lower() in (".jpg", ".jpeg"):
         try:
-            return torchvision.io.decode_jpeg(torchvision.io.read_file(str(path)), mode=ImageReadMode.RGB)
+            with warnings.catch_warnings():  # torchvision 0.29 announces a move of its decoders to TorchCodec
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return torchvision.io.decode_jpeg(torchvision.io.read_file(str(path)), mode=ImageReadMode.RGB)
         except (RuntimeError, OSError):
             pass  # missing or not a JPEG after all: OpenCV decides, and the error below names the file
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
