@@ -174,7 +174,8 @@ def test_a_requeue_signal_checkpoints_requeues_and_exits(tiny_builds, tmp_path, 
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 4  # epoch 0 (3 batches) + the batch in progress when the signal came
     assert (run / "stopping_reason.txt").read_text().startswith("reason: interrupted")
-    done = run_stage(compose_stage(1, root, tmp_path / "runs", *quick, "resume=true", run_name="requeued"))
+    # the requeued job (SLURM, submitit) starts again with the same run directory: it continues its own run
+    done = run_stage(compose_stage(1, root, tmp_path / "runs", *quick, run_name="run"))
     assert done["run_dir"] == str(run) and torch.load(run / "checkpoints" / "last.ckpt")["global_step"] == 6
 
 
@@ -220,5 +221,7 @@ def test_resume_of_a_named_finished_run_is_refused(tiny_builds, tmp_path):
     before = _files(run)
     with pytest.raises(ChainingError, match="finished .max_epochs. and is never reopened"):
         run_stage(compose_stage(1, tiny_builds[1].parent, tmp_path, f"resume={run}", run_name="again"))
+    with pytest.raises(ChainingError, match="holds a finished run .max_epochs.: it is never trained over"):
+        run_stage(compose_stage(1, tiny_builds[1].parent, tmp_path, "init_from=null", run_name="run"))  # same dir
     assert _files(run) == before
     assert json.loads((run / "model_info.json").read_text())["best"]

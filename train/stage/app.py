@@ -32,6 +32,7 @@ from train.stage.chaining import (
     check_latest,
     find_resume_checkpoint,
     load_init_weights,
+    own_checkpoint,
     parent_stage_command,
     resolve_init,
     resumed_init,
@@ -62,7 +63,8 @@ def run_stage(cfg: DictConfig) -> dict:
     t0 = time.perf_counter()
     quiet_lightning()  # Hydra configured logging: Lightning's records now go through it, once
     check_latest(stage_dir(cfg.paths.runs_root, cfg.stage.index))  # it moves at the end: fail before training
-    resumed = find_resume_checkpoint(cfg.resume, stage=cfg.stage.index, runs_root=cfg.paths.runs_root)
+    resumed = find_resume_checkpoint(cfg.resume, stage=cfg.stage.index, runs_root=cfg.paths.runs_root) \
+        or own_checkpoint(cfg.paths.output_dir)  # a requeued job restarts in its own run directory
     if resumed:
         log.info("resuming run %s from %s", *resumed)
     run_dir = Path(resumed[0] if resumed else cfg.paths.output_dir)

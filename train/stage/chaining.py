@@ -341,6 +341,25 @@ def find_resume_checkpoint(resume: bool | str, *, stage: int, runs_root: str | P
     return run, path
 
 
+def own_checkpoint(run_dir: str | Path) -> tuple[Path, Path] | None:
+    """(run dir, checkpoint) when ``run_dir`` (the directory this run was given) already holds an unfinished run
+    with a valid checkpoint: a job requeued by its scheduler (SLURM, submitit) restarts with the same run
+    directory and continues it. Run directories are unique per launch, so a new run never finds one.
+
+    Raises:
+        ChainingError: ``run_dir`` holds a finished run (it is never trained over).
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "checkpoints").is_dir():
+        return None
+    reason = finished_reason(run_dir)
+    if reason:
+        raise ChainingError(f"{run_dir} holds a finished run ({reason}): it is never trained over; use a new run "
+                            f"directory (init_from={run_dir / BEST_MODEL} starts from its weights)")
+    ckpt = resumable_checkpoint(run_dir)
+    return (run_dir, ckpt) if ckpt else None
+
+
 def check_latest(runs_stage_dir: str | Path) -> None:
     """``<runs_stage_dir>/latest`` must be a symlink (or absent): the stage moves it when it finishes.
 

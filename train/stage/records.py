@@ -145,7 +145,7 @@ def interrupted_exit(exc: BaseException | None) -> StageInterrupted | None:
 
 def classify_exception(exc: BaseException | None) -> str:
     """Stopping reason of an exception that ended ``trainer.fit`` (None -> ``error``)."""
-    if interrupted_exit(exc) is not None:
+    if interrupted_exit(exc) is not None or isinstance(exc, SystemExit):  # e.g. a scheduler's requeue handler
         return "interrupted"
     if isinstance(exc, NonFiniteLossError):
         return "non_finite_loss"
