@@ -145,6 +145,11 @@ def run_in_process(call: Call) -> Outcome:
 
     err, out, records = io.StringIO(), io.StringIO(), _Records()
     root = logging.getLogger()
+    # the commands' console handler (train.console.setup_logging) is made once per process, bound to the stderr
+    # of that moment: give this call its own, then put back what was there
+    saved = [h for h in root.handlers if getattr(h, "_motcurriculum", False)], root.level
+    for handler in saved[0]:
+        root.removeHandler(handler)
     root.addHandler(records)
     status, tb = None, False
     sigint = signal.getsignal(signal.SIGINT)
@@ -159,7 +164,11 @@ def run_in_process(call: Call) -> Outcome:
                 tb = True
                 err.write(traceback.format_exc())
     finally:
-        root.removeHandler(records)
+        for handler in [h for h in root.handlers if getattr(h, "_motcurriculum", False)] + [records]:
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
         signal.signal(signal.SIGINT, sigint)  # Lightning ignores Ctrl-C after a KeyboardInterrupt
     stderr = err.getvalue()
     return Outcome(status, stderr, out.getvalue() + "\n".join(records.lines),
@@ -285,5 +294,7 @@ def copy_source(env: Env, tmp: Path, source: str) -> Path:
     return Path(shutil.copytree(env.raw / source, tmp / "raw" / source, symlinks=True))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # run the module the cases import (not this __main__ copy): one set of classes
+    import bad_input_corpus
+
+    sys.exit(bad_input_corpus.main())

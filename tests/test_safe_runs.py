@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from bad_input_corpus import Call, run_in_process
 from corpus_train_cases import MARKER, plant, train
 from train_helpers import compose_stage, state_of
 
@@ -57,7 +58,7 @@ def _cli(*argv: str, env: dict | None = None, timeout: int = 300) -> subprocess.
                           timeout=timeout, env=dict(os.environ, PYTHONPATH=str(TESTS), OMP_NUM_THREADS="1", **(env or {})))
 
 
-def test_a_planted_checkpoint_never_runs_through_init_from_resume_or_track(tiny_builds, tmp_path, capsys):
+def test_a_planted_checkpoint_never_runs_through_init_from_resume_or_track(tiny_builds, tmp_path):
     """A checkpoint whose unpickling creates a file (it could as well delete one) is refused with an error naming
     it by init_from, resume and train.track, and the file is never created."""
     root = tiny_builds[1].parent
@@ -72,12 +73,11 @@ def test_a_planted_checkpoint_never_runs_through_init_from_resume_or_track(tiny_
     ckpt = plant(tmp_path / "last.ckpt", marker, like={"epoch": 0, "global_step": 2, "state_dict": {}})
     with pytest.raises(ChainingError, match=rf"{ckpt}: refused to load"):
         run_stage(compose_stage(1, root, tmp_path / "runs", "init_from=null", f"resume={ckpt}"))
-    from train.track.__main__ import main as track
-
-    assert track(["--checkpoint", str(weights), "--split-dir", str(tiny_builds[1] / "val"),
-                  "--out", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith(f"error: {weights}: refused to load") and "Traceback" not in "".join(err)
+    track = run_in_process(Call("train.track", ["--checkpoint", str(weights), "--split-dir",
+                                                str(tiny_builds[1] / "val"), "--out", str(tmp_path / "out")]))
+    assert track.status == 2 and not track.traceback
+    assert track.stderr.strip().splitlines() == [track.stderr.strip().splitlines()[-1]]
+    assert track.stderr.startswith(f"error: {weights}: refused to load")
     assert not marker.exists()
 
 
