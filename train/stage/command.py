@@ -185,6 +185,11 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver(RUN_TAG, lambda: secrets.token_hex(3), use_cache=True)
 
 
+# At import: a launcher's job process (submitit) imports this module for ``hydra_main`` and resolves the run
+# directory before calling it, so registering in ``main`` alone would be too late there.
+register_resolvers()
+
+
 def _on_sigterm(signum: int, frame) -> None:
     """SIGTERM outside ``Trainer.fit``: stop now, as Ctrl-C does. Inside fit Lightning's handler is installed
     and calls this one too; then it returns and Lightning stops after the current batch."""
