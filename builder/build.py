@@ -96,7 +96,9 @@ def check_locked(adapter, spec: SourceSpec, classes, warnings: WarningCounter
     """Read every locked sequence and check its digest against the manifest.
 
     Returns:
-        (records by name, the ``locked`` entry of build_manifest.json for this source).
+        (records by name, the ``locked`` entry of build_manifest.json for this source: ``val``, ``test``,
+        ``digests``, ``manifest_locked`` and ``official_split`` {split, sequences: every name of the official
+        split the locked sequences are drawn from}).
 
     Raises:
         BuilderError: manifest with no sequences, a locked sequence missing from the source or without
@@ -108,6 +110,8 @@ def check_locked(adapter, spec: SourceSpec, classes, warnings: WarningCounter
     if not manifest.entries:
         raise BuilderError(f"{mpath}: locks no val/test sequences for {spec.name}; run "
                            f"`python -m builder lock {spec.name}` first")
+    if manifest.stale_digests:
+        raise BuilderError(manifest.stale_message(spec.name))
     records, digests = {}, {}
     names = {split: set(adapter.sequence_names(split)) for split in {e.split for e in manifest.entries}}
     for e in manifest.entries:
@@ -126,8 +130,14 @@ def check_locked(adapter, spec: SourceSpec, classes, warnings: WarningCounter
             warnings.add("manifest_unlocked", f"{mpath}: {e.name} has no digest; run "
                          f"`python -m builder lock {spec.name}`")
         records[e.name], digests[e.name] = rec, found
+    official = manifest.official_split_of_locked
+    if official not in names and official in adapter.splits():
+        names[official] = set(adapter.sequence_names(official))
     locked = {"val": [e.name for e in manifest.val], "test": [e.name for e in manifest.test],
-              "digests": {n: digests[n] for n in sorted(digests)}, "manifest_locked": manifest.is_locked}
+              "digests": {n: digests[n] for n in sorted(digests)}, "manifest_locked": manifest.is_locked,
+              # every sequence of the official split the locked ones come from: evaluation reports the union of
+              # val and test as that split when they cover it (train.evaluate.locked)
+              "official_split": {"split": official, "sequences": sorted(names.get(official, ()))}}
     return records, locked
 
 

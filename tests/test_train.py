@@ -70,6 +70,18 @@ def test_train_transform_moves_boxes_with_the_image():
         make_transform("mosaic")
 
 
+def test_training_targets_are_clipped_at_load_time():
+    """A build keeps raw boxes (issue 9); the transforms clip them to the image and drop what leaves it."""
+    image = torch.zeros(3, 100, 200, dtype=torch.uint8)
+    target = {"boxes": torch.tensor([[-30.0, 20.0, 50.0, 130.0], [210.0, 10.0, 260.0, 60.0], [10.0, 10.0, 20.0, 20.0]]),
+              "labels": torch.tensor([1, 2, 1]), "track_ids": torch.tensor([7, 8, 9]),
+              "ignore": torch.tensor([[150.0, -10.0, 230.0, 40.0]])}
+    _, out = make_transform("none", mask_ignore=False)(image, target)
+    assert out["boxes"].tolist() == [[0.0, 20.0, 50.0, 100.0], [10.0, 10.0, 20.0, 20.0]]
+    assert out["labels"].tolist() == [1, 1] and out["track_ids"].tolist() == [7, 9]  # the box right of the image
+    assert out["ignore"].tolist() == [[150.0, 0.0, 200.0, 40.0]]
+
+
 def test_ignore_regions_are_masked_except_where_positives_are():
     image = torch.zeros(3, 10, 10)
     image[:, :, 5:] = 1.0  # mean 0.5

@@ -257,7 +257,8 @@ class MotTable:
         return [order[bounds[t]:bounds[t + 1]] for t in range(num_frames)]
 
 
-def read_mot_file(path: Path | str, *, finite_boxes: bool = True, min_columns: int = MIN_COLUMNS) -> MotTable:
+def read_mot_file(path: Path | str, *, finite_boxes: bool = True, min_columns: int = MIN_COLUMNS,
+                  class_column: bool = True) -> MotTable:
     """Read a MOTChallenge text file (``gt.txt``, ``det.txt`` or a tracker result) into a :class:`MotTable`.
 
     Rows have 6 to 10 columns (:data:`MOT_COLUMNS`); an empty file gives an empty table.
@@ -266,6 +267,9 @@ def read_mot_file(path: Path | str, *, finite_boxes: bool = True, min_columns: i
         finite_boxes: reject NaN / inf in frame,id,x,y,w,h and conf (scoring needs finite numbers); the
             builder's adapters pass False and drop such boxes with a counted warning instead.
         min_columns: fewest columns a row may have (ground truth needs 9: conf, class, visibility).
+        class_column: False where columns 8-10 are not class and visibility but world coordinates x, y, z
+            (MOT15 ground truth; MOTChallenge result files, whose format defines them so): they are not read,
+            ``classes`` is ``NO_CLASS`` and ``visibility`` -1 on every row.
 
     Raises:
         MissingFileError: no such file.
@@ -273,13 +277,13 @@ def read_mot_file(path: Path | str, *, finite_boxes: bool = True, min_columns: i
             (``finite_boxes``) a non-finite value, naming ``file:line``.
     """
     rows = read_numeric_rows(path, MOT_COLUMNS, min_columns=min_columns)
-    check_integral(rows, {"frame": 0, "id": 1, "class": 7})
+    check_integral(rows, {"frame": 0, "id": 1, "class": 7} if class_column else {"frame": 0, "id": 1})
     if finite_boxes:
         bad = ~np.isfinite(rows.values[:, :6]).all(axis=1) | ((rows.widths > 6) & ~np.isfinite(rows.values[:, 6]))
         if bad.any():
             raise FormatError(f"{rows.where(int(np.argmax(bad)))}: non-finite value (NaN or inf) in "
                               "frame,id,x,y,w,h,conf")
-    return MotTable.from_matrix(rows.values, rows.path, rows.lines)
+    return MotTable.from_matrix(rows.values if class_column else rows.values[:, :7], rows.path, rows.lines)
 
 
 def write_results(path: Path | str, frames: np.ndarray, ids: np.ndarray, boxes_xywh: np.ndarray,

@@ -17,14 +17,14 @@ wrong column count                      ``BuilderError`` "<file>:<line>: expecte
 JSON frame/label lacking a key          ``BuilderError`` naming the file, frame and label position and key
 unknown raw category                    ``BuilderError`` naming the file (and line) and the category
 NaN or non-positive box size            box dropped, warning ``box_invalid`` counted
-box partly outside the frame            box clipped to [0, width] x [0, height], warning ``box_clipped``
-box wholly outside the frame            box dropped, warning ``box_outside_frame``
+box partly outside the frame            box kept exactly as annotated, warning ``box_partly_outside_frame``
+box wholly outside the frame            box kept exactly as annotated, warning ``box_outside_frame``
 track id twice in one frame             first box (in file order) kept, later ones dropped, warning
                                         ``duplicate_track_id`` (positives only; ignore regions may share ids)
 frame number outside 1..seqLength       row dropped, warning ``frame_out_of_range``
 frame listed twice in a JSON file       first one kept, warning ``duplicate_frame``
 seqinfo.ini disagreeing with the files  warning ``seqinfo_mismatch``; the files win (image count, header size)
-frame size unknown (no metadata, no     width = height = 0, no clipping, warning ``image_size_unknown``
+frame size unknown (no metadata, no     width = height = 0, no frame checks, warning ``image_size_unknown``
 image)
 unsafe sequence name ('/', '\\', '..')  ``BuilderError`` (:func:`builder.records.check_sequence_name`)
 missing image file                      not an adapter error: records name the expected path;
@@ -34,6 +34,11 @@ missing image file                      not an adapter error: records name the e
 
 Warnings go to the adapter's :class:`builder.records.WarningCounter`, each with a ``file:line`` (or ``file
 frame N``) example.
+
+Boxes are never clipped or rounded: evaluation ground truth must be the benchmark's own (TrackEval and the
+official toolkits score boxes that leave the frame as they are), so records carry the raw boxes and the
+out-of-frame ones are only counted (``stats`` and ``build_manifest.json`` report the counts). Training clips
+its targets when it loads them (``train/stage/transforms.py``).
 """
 
 from __future__ import annotations
@@ -130,7 +135,7 @@ class SourceAdapter:
     Args:
         root: the source's raw download folder (e.g. ``data/raw/bdd100k``).
         classmap: the loaded class map (raw category -> unified id / ignore / drop).
-        warnings: counter that receives every warning (``box_clipped``, ``seqinfo_mismatch``, ...).
+        warnings: counter that receives every warning (``box_partly_outside_frame``, ``seqinfo_mismatch``, ...).
 
     Raises:
         BuilderError: ``root`` is not a directory, or a class-map rule reads an attribute this source lacks.
@@ -225,17 +230,14 @@ class SourceAdapter:
             width, height: frame size in pixels; 0 when unknown (then no frame checks are made).
 
         Returns:
-            The kept rows, clipped to the frame, in their original order.
+            The kept rows, boxes unchanged (never clipped), in their original order.
         """
         rows = rows.take(rows.targets != DROP)
         b = rows.boxes
         invalid = ~np.isfinite(b).all(axis=1) | ~(b[:, 2] > b[:, 0]) | ~(b[:, 3] > b[:, 1])
         rows = self._drop(rows, invalid, "box_invalid")
         if width > 0 and height > 0:
-            b = rows.boxes
-            outside = (b[:, 2] <= 0) | (b[:, 3] <= 0) | (b[:, 0] >= width) | (b[:, 1] >= height)
-            rows = self._drop(rows, outside, "box_outside_frame")
-            rows = self._clip(rows, width, height)
+            self._count_out_of_frame(rows, width, height)
         return self._drop(rows, duplicate_track_ids(rows.frames, rows.track_ids, rows.targets > 0),
                           "duplicate_track_id")
 
@@ -245,14 +247,15 @@ class SourceAdapter:
         self.warnings.add(kind, rows.where(int(np.argmax(mask))), int(mask.sum()))
         return rows.take(~mask)
 
-    def _clip(self, rows: BoxRows, width: int, height: int) -> BoxRows:
+    def _count_out_of_frame(self, rows: BoxRows, width: int, height: int) -> None:
+        """Count boxes wholly (``box_outside_frame``) and partly (``box_partly_outside_frame``) outside the
+        frame [0, width] x [0, height]; the boxes stay as annotated."""
         b = rows.boxes
-        partly = (b[:, 0] < 0) | (b[:, 1] < 0) | (b[:, 2] > width) | (b[:, 3] > height)
-        if partly.any():
-            self.warnings.add("box_clipped", rows.where(int(np.argmax(partly))), int(partly.sum()))
-            np.clip(b[:, 0::2], 0, width, out=b[:, 0::2])
-            np.clip(b[:, 1::2], 0, height, out=b[:, 1::2])
-        return rows
+        outside = (b[:, 2] <= 0) | (b[:, 3] <= 0) | (b[:, 0] >= width) | (b[:, 1] >= height)
+        partly = ~outside & ((b[:, 0] < 0) | (b[:, 1] < 0) | (b[:, 2] > width) | (b[:, 3] > height))
+        for kind, mask in (("box_outside_frame", outside), ("box_partly_outside_frame", partly)):
+            if mask.any():
+                self.warnings.add(kind, rows.where(int(np.argmax(mask))), int(mask.sum()))
 
     def frame_records(self, rows: BoxRows, indices: Sequence[int], images: Sequence[Path]) -> list[FrameRecord]:
         """Split sanitised rows into one :class:`FrameRecord` per entry of ``indices`` (sorted, 1-based).
@@ -262,7 +265,7 @@ class SourceAdapter:
         """
         order = np.argsort(rows.frames, kind="stable")
         frames = rows.frames[order]
-        boxes = rows.boxes[order].astype(np.float32)
+        boxes = rows.boxes[order].astype(np.float64)
         tids = rows.track_ids[order]
         labels = rows.targets[order]
         vis = rows.visibility[order]

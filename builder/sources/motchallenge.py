@@ -1,4 +1,5 @@
-"""MOTChallenge-layout sources: ``mot17`` (MOT17, MOT20 and any MOTChallenge set) and ``dancetrack``.
+"""MOTChallenge-layout sources: ``mot17`` (MOT16, MOT17, MOT20), ``mot15`` (2DMOT2015: no class column) and
+``dancetrack``.
 
 Raw layout under the adapter's root (as the official downloads unpack)::
 
@@ -43,6 +44,8 @@ from builder.sources.base import (
 
 #: Columns a gt.txt row must have: frame,id,x,y,w,h,conf,class,visibility (a 10th is allowed and unused).
 GT_COLUMNS = 9
+#: Raw category of every MOT15 box: MOT15 has no class column (columns 8-10 are world coordinates x, y, z).
+MOT15_CATEGORY = 1
 _OFFICIAL_SPLITS = ("train", "val", "test")
 
 
@@ -50,6 +53,11 @@ class MOTChallengeSource(SourceAdapter):
     """Adapter for the MOTChallenge layout (see the module docstring). Subclasses set the defaults."""
 
     attributes = ("conf", "visibility")
+    #: Whether gt.txt column 8 is a class (MOT16/17/20, DanceTrack); False for MOT15, whose columns 8-10 are
+    #: world coordinates: every row is then category :data:`MOT15_CATEGORY` and visibility 1.0.
+    class_column = True
+    #: Fewest columns a gt.txt row may have.
+    gt_columns = GT_COLUMNS
     #: Zero-padded digits of image names when no image exists to count them.
     default_digits = 6
     #: Frames per second when seqinfo.ini gives none (the MOT17/DanceTrack videos are mostly 30 fps).
@@ -102,11 +110,13 @@ class MOTChallengeSource(SourceAdapter):
                               has_gt=gt_path.is_file())
 
     def _read_gt(self, path: Path) -> BoxRows:
-        table = read_mot_file(path, finite_boxes=False, min_columns=GT_COLUMNS)
+        table = read_mot_file(path, finite_boxes=False, min_columns=self.gt_columns, class_column=self.class_column)
         lines = table.lines
-        attributes = {"conf": table.conf, "visibility": table.visibility}
-        targets = self.resolve_int_categories(table.classes, attributes, lambda row: f"{path}:{int(lines[row])}")
-        visibility = np.clip(table.visibility, 0.0, 1.0).astype(np.float32)
+        categories = table.classes if self.class_column else np.full(len(table), MOT15_CATEGORY, np.int64)
+        visibility = np.clip(table.visibility, 0.0, 1.0) if self.class_column else np.ones(len(table))
+        attributes = {"conf": table.conf, "visibility": visibility}
+        targets = self.resolve_int_categories(categories, attributes, lambda row: f"{path}:{int(lines[row])}")
+        visibility = visibility.astype(np.float32)
         return BoxRows(table.frames, table.ids, xywh_to_xyxy(table.boxes), targets, visibility, path, lines)
 
     def _last_frame(self, info: SeqInfo, images: dict[int, str], rows: BoxRows) -> int:
@@ -147,6 +157,16 @@ class MOT17Source(MOTChallengeSource):
     def video_key(self, name: str) -> str:
         """``MOT17-02-DPM``, ``MOT17-02-FRCNN`` and ``MOT17-02-SDP`` -> ``MOT17-02`` (one video, three copies)."""
         return _MOT17_DETECTOR_SUFFIX.sub("", name)
+
+
+@register("mot15")
+class MOT15Source(MOT17Source):
+    """MOT15 (2DMOT2015 layout): gt.txt rows ``frame,id,x,y,w,h,conf,x,y,z`` where columns 8-10 are world
+    coordinates (-1 in 2D), not a class: every box is category ``"1"`` (a pedestrian), conf 0 = not considered,
+    as TrackEval's ``MotChallenge2DBox`` with ``BENCHMARK = MOT15`` reads them."""
+
+    class_column = False
+    gt_columns = 7
 
 
 @register("dancetrack")
