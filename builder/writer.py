@@ -46,7 +46,7 @@ from rich.progress import track
 
 from builder.formats.build_layout import BUILD_SPLITS, MANIFEST_NAME
 from builder.formats.files import write_json
-from builder.formats.motchallenge import seqinfo_text, write_seqmap
+from builder.formats.motchallenge import seqinfo_text, write_seqmap, xyxy_to_xywh
 from builder.manifest import combine_digests, sequence_digest
 from builder.records import GT_FORMAT, IGNORE, FrameRecord, SequenceRecord
 
@@ -114,32 +114,9 @@ class GtTable:
     visibility: np.ndarray
 
     def xywh(self) -> np.ndarray:
-        """(N, 4) float64 x, y, w, h in pixels with ``x + w == x2`` and ``y + h == y2`` exactly (see
-        :func:`exact_xywh`)."""
-        return exact_xywh(self.boxes)
-
-
-#: Most ulp steps :func:`exact_xywh` takes to make ``x + w`` equal ``x2`` (one or two always suffice in
-#: practice; a box whose x2 no float64 w reaches from x1 keeps ``x2 - x1``).
-_MAX_ULP_STEPS = 4
-
-
-def _exact_size(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """(N,) float64 ``size`` with ``lo + size == hi`` in float64 where some float64 reaches it."""
-    size = hi - lo
-    for _ in range(_MAX_ULP_STEPS):
-        back = lo + size
-        bad = back != hi
-        if not bad.any():
-            break
-        size[bad] = np.nextafter(size[bad], np.where(back[bad] < hi[bad], np.inf, -np.inf))
-    return size
-
-
-def exact_xywh(boxes_xyxy: np.ndarray) -> np.ndarray:
-    """(N, 4) float64 xyxy pixels -> xywh pixels whose ``x + w``, ``y + h`` give back x2, y2 bit for bit."""
-    b = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
-    return np.stack([b[:, 0], b[:, 1], _exact_size(b[:, 0], b[:, 2]), _exact_size(b[:, 1], b[:, 3])], axis=1)
+        """(N, 4) float64 x, y, w, h in pixels with ``x + w == x2`` and ``y + h == y2`` exactly
+        (:func:`builder.formats.motchallenge.xyxy_to_xywh`)."""
+        return xyxy_to_xywh(self.boxes)
 
 
 def _number(value: float) -> str:

@@ -23,7 +23,8 @@ from builder.formats.motchallenge import (
     write_results,
     write_seqmap,
 )
-from train.evaluate.benchmarks import evaluate_raw, trackeval_mot17_reference
+from train.evaluate.benchmarks import evaluate_raw
+from train.evaluate.reference import trackeval_mot17_reference
 from train.evaluate.scoring import MOT17_RULES, SequenceData, evaluate_sequences
 
 MOT17_MINI = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata" / "mot17-mini" / "train"
@@ -92,7 +93,7 @@ def expected(fields: dict) -> dict:
 def test_equals_trackeval_runner(layout):
     official = run_trackeval(layout)
     ours = evaluate_raw("mot17", layout / "gt" / "MOT17-train" / "..", "MOT17-train",
-                        layout / "trackers" / "MOT17-train" / TRACKER / "data", classes=["person", "vehicle"],
+                        layout / "trackers" / "MOT17-train" / TRACKER / "data",
                         seqmap=layout / "gt" / "seqmaps" / "MOT17-train.txt")["val_sets"]["mot17"]
     want = expected(official["COMBINED_SEQ"])
     assert want["IDSW"] > 0 and want["FP"] > 0 and want["FN"] > 0  # the perturbation exercises the metrics

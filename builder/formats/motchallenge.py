@@ -318,7 +318,23 @@ def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
     return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)
 
 
+#: Most ulp steps :func:`xyxy_to_xywh` takes to make ``x + w`` give x2 back.
+_MAX_ULP_STEPS = 4
+
+
 def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
-    """(N, 4) xyxy -> (N, 4) xywh (top-left + size), same units and dtype."""
+    """(N, 4) xyxy -> (N, 4) xywh (top-left + size), same units and dtype.
+
+    ``w = x2 - x1`` nudged by at most a few ulps so that ``x + w`` (what :func:`xywh_to_xyxy`, TrackEval and every
+    MOTChallenge reader compute) gives x2 back bit for bit wherever a float of the dtype reaches it; the same for
+    y. Ground truth written this way reads back exactly (a build's gt.txt, issue 9).
+    """
     b = np.asarray(boxes).reshape(-1, 4)
-    return np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)
+    size = b[:, 2:] - b[:, :2]
+    for _ in range(_MAX_ULP_STEPS):
+        back = b[:, :2] + size
+        bad = back != b[:, 2:]
+        if not bad.any():
+            break
+        size[bad] = np.nextafter(size[bad], np.where(back[bad] < b[:, 2:][bad], np.inf, -np.inf)).astype(size.dtype)
+    return np.concatenate([b[:, :2], size], axis=1)

@@ -1,0 +1,59 @@
+"""TrackEval's own runners (``trackeval.Evaluator`` with its dataset classes): the references the project's numbers
+are checked against (tests/test_trackeval_equality.py, tests/test_official_protocols.py, benchmarks/bench_eval.py).
+Quiet and single-process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: Evaluator settings: no printing, no files, no parallelism.
+_QUIET_EVAL = {"USE_PARALLEL": False, "PRINT_RESULTS": False, "PRINT_CONFIG": False, "TIME_PROGRESS": False,
+               "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False, "PLOT_CURVES": False, "LOG_ON_ERROR": None}
+
+
+def _run(dataset) -> dict:
+    import trackeval
+
+    metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
+               trackeval.metrics.Identity({"PRINT_CONFIG": False})]
+    res, _ = trackeval.Evaluator(_QUIET_EVAL).evaluate([dataset], metrics)
+    return res[dataset.get_name()]
+
+
+def trackeval_mot17_reference(root: Path | str, tracker: str, *, split: str = "train",
+                              benchmark: str = "MOT17") -> dict[str, dict]:
+    """TrackEval's ``MotChallenge2DBox`` runner on ``BENCHMARK`` (MOT17 by default; MOT15, MOT16, MOT20 too).
+
+    Layout under ``root``: ``gt/<BENCHMARK>-<split>/<seq>/{gt/gt.txt, seqinfo.ini}``,
+    ``gt/seqmaps/<BENCHMARK>-<split>.txt`` and ``trackers/<BENCHMARK>-<split>/<tracker>/data/<seq>.txt``.
+
+    Returns:
+        ``{sequence name or "COMBINED_SEQ": {"HOTA": ..., "CLEAR": ..., "Identity": ...}}``: TrackEval's own
+        pedestrian result fields (ratios in 0-1, HOTA-family values as arrays over the 19 alphas).
+    """
+    import trackeval
+
+    root = Path(root)
+    ds_cfg = {"GT_FOLDER": str(root / "gt"), "TRACKERS_FOLDER": str(root / "trackers"), "BENCHMARK": benchmark,
+              "SPLIT_TO_EVAL": split, "TRACKERS_TO_EVAL": [tracker], "PRINT_CONFIG": False}
+    res = _run(trackeval.datasets.MotChallenge2DBox(ds_cfg))
+    return {seq: r["pedestrian"] for seq, r in res[tracker].items()}
+
+
+def trackeval_bdd100k_reference(gt_folder: Path | str, trackers_folder: Path | str, tracker: str) -> dict:
+    """TrackEval's ``BDD100K`` runner on every class it knows.
+
+    Layout: ``<gt_folder>/<video>.json`` and ``<trackers_folder>/<tracker>/data/<video>.json``, BDD100K's 2020
+    format (frames with ``index``, labels with integer-like ``id``, ``category``, ``box2d`` and, in the ground
+    truth, ``attributes.Crowd``).
+
+    Returns:
+        ``res["COMBINED_SEQ"]``: ``{class, "HUMAN" / "VEHICLE" / "BIKE", "cls_comb_cls_av", "cls_comb_det_av":
+        {"HOTA": ..., "CLEAR": ..., "Identity": ...}}``.
+    """
+    import trackeval
+
+    ds_cfg = {"GT_FOLDER": str(gt_folder), "TRACKERS_FOLDER": str(trackers_folder), "TRACKERS_TO_EVAL": [tracker],
+              "PRINT_CONFIG": False}
+    return _run(trackeval.datasets.BDD100K(ds_cfg))[tracker]["COMBINED_SEQ"]
