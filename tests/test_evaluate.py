@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from builder.formats.build_layout import val_set_of
-from builder.records import GT_FORMAT
 from builder.formats.motchallenge import (
     NO_CLASS,
     FormatError,
@@ -22,6 +21,7 @@ from builder.formats.motchallenge import (
     write_results,
     write_seqmap,
 )
+from builder.records import GT_FORMAT
 from train.errors import EvaluationError
 from train.evaluate.__main__ import main as evaluate_main
 from train.evaluate.result_files import write_sidecar
