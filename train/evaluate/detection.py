@@ -46,7 +46,7 @@ def evaluate_build_detections(build_dir: Path | str, split: str, detections: Pat
     """
     check_build_ground_truth(build_dir)
     coco = load_coco(Path(build_dir) / "annotations" / f"{split}.json")
-    dets = read_json(Path(detections), what="COCO detection results")
+    dets = read_json(Path(detections), expect=None, what="COCO detection results")
     if not isinstance(dets, list):
         raise EvaluationError(f"{detections}: expected a JSON list of detections {{image_id, category_id, bbox, "
                               "score}} (COCO result format)")

@@ -28,6 +28,7 @@ import numpy as np
 
 from builder.formats.files import MissingFileError
 from builder.formats.motchallenge import NO_CLASS, list_sequences, read_mot_file, read_seqinfo, read_seqmap
+from train.errors import EvaluationError
 from train.evaluate.protocol import Protocol, register
 from train.evaluate.result_files import load_result_files, map_classes
 from train.evaluate.scoring import MOT17_RULES, MOT20_RULES, EvalRules, SequenceData, evaluate_sequences
@@ -44,6 +45,8 @@ OFFICIAL_RULES = {
 PEDESTRIAN_NAMES = ("pedestrian", "person")
 #: The one class the protocol scores (TrackEval's class name and gt class id).
 PEDESTRIAN = {"pedestrian": 1}
+#: MOTChallenge gt classes are 1..13 (MotChallenge2DBox.class_name_to_class_id).
+MOT_CLASSES = 13
 
 
 def raw_mot_sequences(benchmark: str, root: Path, split: str, seqmap: Path | None) -> tuple[Path, list[str]]:
@@ -61,6 +64,17 @@ def raw_mot_sequences(benchmark: str, root: Path, split: str, seqmap: Path | Non
         if cand.is_file():
             return split_dir, read_seqmap(cand)
     return split_dir, list_sequences(split_dir)
+
+
+def _check_gt_classes(gt, benchmark: str) -> None:
+    """TrackEval's check (``get_preprocessed_seq_data``, "Attempting to evaluate using invalid gt classes"): gt
+    classes must be MOTChallenge's 1..13; a class column of -1 is MOT15 ground truth, which has none."""
+    bad = (gt.classes < 1) | (gt.classes > MOT_CLASSES)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise EvaluationError(f"{gt.source}:{int(gt.lines[i])}: class {int(gt.classes[i])} is not a MOTChallenge class "
+                              f"(1..{MOT_CLASSES}) as {benchmark} ground truth needs; MOT15 ground truth has no class "
+                              "column (columns 8-10 are world coordinates): score it with --raw mot15")
 
 
 def _pedestrian(name: str) -> int | None:
@@ -86,6 +100,8 @@ class MOTChallengeOfficial(Protocol):
         for name in names:
             gt = read_mot_file(split_dir / name / "gt" / "gt.txt", min_columns=8 if has_classes else 7,
                                class_column=has_classes)
+            if has_classes:
+                _check_gt_classes(gt, self.benchmark)
             tracker = map_classes(files[name], _pedestrian, opts.warnings, benchmark=self.benchmark)
             tracker.classes = np.where(tracker.classes == NO_CLASS, 1, tracker.classes)  # every row a pedestrian
             sequences.append(SequenceData(name, read_seqinfo(split_dir / name).length, gt, tracker))

@@ -64,7 +64,7 @@ def read_frames(path: Path | str) -> list[ScalabelFrame]:
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"{path}: Scalabel JSON file not found")
-    data = read_json(path, what="Scalabel JSON")
+    data = read_json(path, expect=None, what="Scalabel JSON")
     if isinstance(data, dict) and isinstance(data.get("frames"), list):
         data = data["frames"]
     if not isinstance(data, list):
