@@ -22,6 +22,8 @@ from omegaconf import DictConfig
 
 from builder.formats.build_layout import split_val_sets
 from builder.formats.files import read_json, write_text_atomic
+from train.evaluate.locked import evaluate_locked_sets
+from train.evaluate.locked import report_lines as locked_report_lines
 from train.evaluate.model import evaluate_model
 from train.regression.gate import compare
 from train.stage.chaining import InitReport, update_latest
@@ -151,6 +153,10 @@ def _evaluate(ctx: StageRun) -> dict | None:
                             device=module.device, val_sets=list(split_val_sets(build_dir, "val")),
                             max_frames=cfg.eval.final_max_frames)
     metrics = {"stage": cfg.stage.index, "val_sets": result["val_sets"]}
+    metrics |= evaluate_locked_sets(module.model, build_dir, ctx.run_dir / "eval_test", val_dir=ctx.run_dir / "eval",
+                                    classes=ctx.classes, tracker_params=dict(cfg.tracker),
+                                    score_thresh=cfg.eval.score_thresh, device=module.device,
+                                    max_frames=cfg.eval.final_max_frames)
     write_json(ctx.run_dir / "metrics.json", metrics)
     return metrics
 
@@ -246,6 +252,7 @@ def write_report(run_dir: Path, *, stop: StopInfo, metrics: dict | None, regress
                                                      for k in REPORT_METRICS) + " |")
     else:
         lines.append("not evaluated (eval.final=false)")
+    lines += locked_report_lines(metrics or {})
     lines += ["", "## Regression vs the parent stage", ""]
     lines.append(regression.render_markdown() if regression is not None else "no regression table "
                  "(no parent metrics.json or no evaluation)")
