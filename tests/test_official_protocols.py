@@ -231,6 +231,11 @@ def test_mot15_equals_trackeval_mot15_handling(tmp_path):
                         "data")["val_sets"]["mot15"]
     assert_equal_fields(ours["combined"], official["COMBINED_SEQ"], "combined")
     assert ours["combined"]["GT_Dets"] == 6 * 4 - 1 and ours["combined"]["IDSW"] > 0
+    # a result file for a sequence the ground truth does not have is not scored, and counted
+    data = tmp_path / "trackers" / "MOT15-train" / TRACKER / "data"
+    shutil.copy(data / "PETS-like.txt", data / "Other.txt")
+    again = evaluate_raw("mot15", tmp_path / "gt", "MOT15-train", data)["val_sets"]["mot15"]
+    assert again["combined"] == ours["combined"] and again["warnings"] == {"results_not_in_ground_truth": 1}
     # as MOT17 the same files are refused (TrackEval: "invalid gt classes"), not scored HOTA 0 without a word
     assert evaluate_main(["--results", str(tmp_path / "trackers" / "MOT15-train" / TRACKER / "data"), "--raw",
                           "mot17", "--root", str(tmp_path / "gt"), "--split", "MOT15-train"]) == 2

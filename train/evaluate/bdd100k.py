@@ -143,7 +143,8 @@ class BDD100KOfficial(Protocol):
                                       "(pass --allow-missing to score them as empty output)")
             classmap, n_frames = official_classmap(), {name: n for name, n, _ in gts}
             return {n: _json_table(videos.get(n, []), n, n_frames[n], plus, classmap, opts.warnings) for n in names}
-        files = load_result_files(results, names, declared=opts.result_classes, allow_missing=opts.allow_missing)
+        files = load_result_files(results, names, declared=opts.result_classes, allow_missing=opts.allow_missing,
+                                  warnings=opts.warnings)
         classmap = official_classmap()
         out = {}
         for name in names:

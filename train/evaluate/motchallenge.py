@@ -94,7 +94,8 @@ class MOTChallengeOfficial(Protocol):
     def evaluate(self, root: Path, split: str, results_dir: Path) -> dict:
         opts = self.options
         split_dir, names = raw_mot_sequences(self.benchmark, Path(root), split, opts.seqmap)
-        files = load_result_files(results_dir, names, declared=opts.result_classes, allow_missing=opts.allow_missing)
+        files = load_result_files(results_dir, names, declared=opts.result_classes, allow_missing=opts.allow_missing,
+                                  warnings=opts.warnings)
         has_classes = self.benchmark != "mot15"
         sequences = []
         for name in names:

@@ -131,9 +131,14 @@ def read_result_file(results_dir: Path, name: str, *, declared: list[str] | None
 
 
 def load_result_files(results_dir: Path | str, names: Iterable[str], *, declared: list[str] | None = None,
-                      category_names: Mapping[int, str] | None = None,
-                      allow_missing: bool = False) -> dict[str, ResultFile]:
+                      category_names: Mapping[int, str] | None = None, allow_missing: bool = False,
+                      warnings: WarningCounter | None = None,
+                      known: Iterable[str] | None = None) -> dict[str, ResultFile]:
     """:func:`read_result_file` for every sequence name.
+
+    Args:
+        warnings: where to count ``results_not_in_ground_truth``: ``<seq>.txt`` files of the folder that name no
+            sequence of ``known`` (default ``names``); they are not scored.
 
     Raises:
         EvaluationError: the folder does not exist, or result files are missing (all named) and not allowed.
@@ -142,6 +147,10 @@ def load_result_files(results_dir: Path | str, names: Iterable[str], *, declared
     names = list(names)
     if not results_dir.is_dir():
         raise EvaluationError(f"{results_dir}: results folder not found (expected <seq>.txt files)")
+    if warnings is not None:
+        extra = sorted({p.stem for p in results_dir.glob("*.txt")} - set(names if known is None else known))
+        if extra:
+            warnings.add("results_not_in_ground_truth", f"{results_dir}: {', '.join(extra[:3])}", len(extra))
     missing = [n for n in names if not (results_dir / f"{n}.txt").is_file()]
     if missing and not allow_missing:
         raise EvaluationError(f"{results_dir}: no result file for {len(missing)} sequence(s): "

@@ -25,7 +25,8 @@ from train.evaluate.unified import UNIFIED_LABEL, rules_for_source, unified_trac
 def evaluate_mot(gt_dir: Path | str, results_dir: Path | str, *, classes: list[str], seqmap: Path | str | None = None,
                  seqs: list[str] | None = None, rules: EvalRules = BUILD_MATCH_RULES,
                  eval_classes: list[str] | None = None, allow_missing: bool = False,
-                 max_frames: int | None = None, result_classes: list[str] | None = None) -> dict:
+                 max_frames: int | None = None, result_classes: list[str] | None = None,
+                 known: list[str] | None = None) -> dict:
     """Evaluate one val set (unified protocol): MOTChallenge-layout gt folders against a folder of result files.
 
     Args:
@@ -41,6 +42,8 @@ def evaluate_mot(gt_dir: Path | str, results_dir: Path | str, *, classes: list[s
         max_frames: score only frames 1..max_frames of each sequence (quick evaluations during training;
             ground truth and results beyond are dropped).
         result_classes: class names of column-8 ids in result files no sidecar covers (``--result-classes``).
+        known: every sequence name results may be given for (a build split's, default the scored ones); other
+            ``<seq>.txt`` files in ``results_dir`` are counted as ``results_not_in_ground_truth``.
 
     Returns:
         ``{"protocol": "unified", "protocol_label", "combined", "per_class", "per_sequence", "warnings"}``: the
@@ -53,8 +56,9 @@ def evaluate_mot(gt_dir: Path | str, results_dir: Path | str, *, classes: list[s
     names = seqs or (read_seqmap(seqmap) if seqmap else list_sequences(gt_dir))
     if not names:
         raise EvaluationError(f"{gt_dir}: no sequence to evaluate (no seqinfo.ini found / empty seqmap)")
-    files = load_result_files(results_dir, names, declared=result_classes, allow_missing=allow_missing)
     warnings = WarningCounter()
+    files = load_result_files(results_dir, names, declared=result_classes, allow_missing=allow_missing,
+                              warnings=warnings, known=known)
     sequences = [SequenceData(n, read_seqinfo(gt_dir / n).length, read_mot_file(gt_dir / n / "gt" / "gt.txt"),
                               unified_tracker(files[n], classes, warnings)) for n in names]
     if max_frames:
@@ -130,5 +134,6 @@ def evaluate_build(build_dir: Path | str, split: str, results_dir: Path | str, *
     out = {}
     for vs, names in groups.items():
         out[vs] = evaluate_mot(Path(build_dir) / split, dirs[vs], classes=classes, seqs=names,
-                               rules=rules_for_source(vs), allow_missing=allow_missing, result_classes=result_classes)
+                               rules=rules_for_source(vs), allow_missing=allow_missing, result_classes=result_classes,
+                               known=[n for group in groups.values() for n in group])
     return {"val_sets": out}

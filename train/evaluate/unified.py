@@ -89,6 +89,6 @@ class UnifiedProtocol(Protocol):
         names = read_seqmap(opts.seqmap) if opts.seqmap else None
         gts = adapter_ground_truth(ADAPTER_OF[self.benchmark], Path(root), split, classes, names)
         files = load_result_files(results_dir, [g[0] for g in gts], declared=opts.result_classes,
-                                  allow_missing=opts.allow_missing)
+                                  allow_missing=opts.allow_missing, warnings=opts.warnings)
         sequences = [SequenceData(n, nf, gt, unified_tracker(files[n], classes, opts.warnings)) for n, nf, gt in gts]
         return self.entry(evaluate_with_classes(sequences, classes, rules_for_source(ADAPTER_OF[self.benchmark]), None))

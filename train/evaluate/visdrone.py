@@ -125,7 +125,7 @@ class VisDroneOfficial(Protocol):
         adapter = get_source("visdrone")(Path(root), ClassMap.load(CLASSMAP, classes), WarningCounter())
         names = read_seqmap(opts.seqmap) if opts.seqmap else adapter.sequence_names(split)
         files = load_result_files(results_dir, names, declared=opts.result_classes, category_names=CATEGORIES,
-                                  allow_missing=opts.allow_missing)
+                                  allow_missing=opts.allow_missing, warnings=opts.warnings)
         sequences = []
         for name in names:
             rec = adapter.read_sequence(split, name)
