@@ -19,7 +19,10 @@ Source of every rule (bdd100k toolkit ``bdd100k/eval/run.py`` -> Scalabel ``scal
   ``class_mean`` is the mean over the 8 classes where a class without ground truth counts 0 (Scalabel's
   ``compute_average``: NaN and infinite values -> 0), so mMOTA = mean_c MOTA_c, absent classes 0;
 - predictions of a class with no ground truth are false positives of that class (and of ``combined``);
-  predictions of an ignored category are not scored (counted); an unknown category is an error.
+  predictions of an ignored category are not scored (counted); an unknown category is an error;
+- MT / PT / ML and Frag are py-motmetrics' (Scalabel's ``evaluate_single_class`` computes them with it):
+  :data:`MOTMETRICS_COUNTS`, from a ``motmetrics.MOTAccumulator`` per video and class fed the same
+  preprocessed boxes (distance 1 - IoU, none above 0.5), summed over videos and classes.
 
 Metrics are TrackEval's HOTA / CLEAR / Identity code (:mod:`train.evaluate.scoring`); Scalabel computes CLEAR and
 IDF1 with py-motmetrics, whose definitions TrackEval reproduces. Results: Scalabel JSON (:mod:`train.evaluate.
@@ -35,16 +38,22 @@ import numpy as np
 from builder.formats.motchallenge import MotTable, read_seqmap, xywh_to_xyxy
 from builder.records import IGNORE, WarningCounter
 from train.errors import EvaluationError
+from train.evaluate.matching import MATCH_IOU
 from train.evaluate.protocol import Protocol, class_mean, register
 from train.evaluate.result_files import SIDECAR, load_result_files, map_classes
 from train.evaluate.scalabel import ScalabelFrame, read_videos
-from train.evaluate.scoring import EvalRules, SequenceData, evaluate_sequences
+from train.evaluate.scoring import EvalRules, SequenceData, evaluate_sequences, preprocess
 
 #: The 8 evaluated classes, in the order of bdd100k/configs/box_track.toml.
 TRACK_CLASSES = ("pedestrian", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")
-#: Super categories of box_track.toml (scored by summing their classes' counts).
-SUPER_CATEGORIES = {"HUMAN": ("pedestrian", "rider"), "VEHICLE": ("car", "truck", "bus", "train"),
-                    "BIKE": ("motorcycle", "bicycle")}
+#: Super categories of box_track.toml, named as there (scored by summing their classes' counts).
+SUPER_CATEGORIES = {"human": ("pedestrian", "rider"), "vehicle": ("car", "truck", "bus", "train"),
+                    "bike": ("motorcycle", "bicycle")}
+#: Counts Scalabel takes from py-motmetrics with definitions TrackEval's CLEAR does not share (motmetrics
+#: ``metrics.py``: MT = tracked ratio >= 0.8 where TrackEval has > 0.8; a fragmentation is a tracked -> missed
+#: switch inside a track's span, frames the object is not annotated in not counting).
+MOTMETRICS_COUNTS = {"MT": "mostly_tracked", "PT": "partially_tracked", "ML": "mostly_lost",
+                     "Frag": "num_fragmentations"}
 #: The class map of the official classes (raw category -> class / ignore).
 CLASSMAP = Path(__file__).resolve().parents[2] / "conf" / "classmaps" / "bdd100k_official.toml"
 #: Pixels added to x2 and y2 before scoring, per box convention.
@@ -125,6 +134,14 @@ class BDD100KOfficial(Protocol):
         scored = evaluate_sequences(sequences, class_ids, BDD_RULES)
         supers = {sup: evaluate_sequences(sequences, {c: class_ids[c] for c in members}, BDD_RULES)["combined"]
                   for sup, members in SUPER_CATEGORIES.items()}
+        counts = motmetrics_counts(sequences, class_ids)
+        for cls, entry in scored["per_class"].items():
+            entry.update(_sum(counts, cls=cls))
+        for sup, members in SUPER_CATEGORIES.items():
+            supers[sup].update(_sum(counts, classes=members))
+        scored["combined"].update(_sum(counts))
+        for seq, entry in scored["per_sequence"].items():
+            entry.update(_sum(counts, seq=seq))
         return self.entry(scored) | {"super_categories": supers, "class_mean": class_mean(scored["per_class"])}
 
     def _trackers(self, results: Path, gts: list[tuple[str, int, MotTable]], plus: float) -> dict[str, MotTable]:
@@ -152,6 +169,38 @@ class BDD100KOfficial(Protocol):
             table.boxes = xywh_to_xyxy(table.boxes) + [0.0, 0.0, plus, plus]
             out[name] = table
         return out
+
+
+def motmetrics_counts(sequences: list[SequenceData], class_ids: dict[str, int]) -> dict[tuple[str, str], dict]:
+    """``{(sequence, class): {"MT", "PT", "ML", "Frag"}}`` as py-motmetrics computes them for Scalabel
+    (:data:`MOTMETRICS_COUNTS`): one accumulator per video and class, updated on every frame with ground truth or
+    predictions, distance ``1 - IoU`` and no match above 0.5 (``mm.distances.iou_matrix(max_iou=0.5)``)."""
+    import motmetrics as mm
+
+    metrics = mm.metrics.create()
+    out = {}
+    for seq in sequences:
+        for name, cls in class_ids.items():
+            data = preprocess(seq, cls, BDD_RULES, single_class=False)
+            acc = mm.MOTAccumulator(auto_id=True)
+            for gt_ids, trk_ids, sim in zip(data["gt_ids"], data["tracker_ids"], data["similarity_scores"],
+                                            strict=True):
+                if len(gt_ids) or len(trk_ids):
+                    dist = 1.0 - np.asarray(sim, np.float64).reshape(len(gt_ids), len(trk_ids))
+                    acc.update(gt_ids, trk_ids, np.where(dist > 1.0 - MATCH_IOU, np.nan, dist))
+            if not len(acc.events):
+                out[seq.name, name] = dict.fromkeys(MOTMETRICS_COUNTS, 0)
+                continue
+            summary = metrics.compute(acc, metrics=list(MOTMETRICS_COUNTS.values()), return_dataframe=False)
+            out[seq.name, name] = {k: int(summary[v]) for k, v in MOTMETRICS_COUNTS.items()}
+    return out
+
+
+def _sum(counts: dict[tuple[str, str], dict], *, cls: str | None = None, classes=None, seq: str | None = None) -> dict:
+    """The motmetrics counts summed over the (sequence, class) pairs selected."""
+    keys = [k for k in counts if (cls is None or k[1] == cls) and (classes is None or k[1] in classes)
+            and (seq is None or k[0] == seq)]
+    return {m: int(sum(counts[k][m] for k in keys)) for m in MOTMETRICS_COUNTS}
 
 
 def _text_class(classmap, name: str) -> int | None:
