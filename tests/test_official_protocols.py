@@ -19,7 +19,11 @@ from builder.formats.motchallenge import write_results, write_seqmap
 from train.evaluate.__main__ import main as evaluate_main
 from train.evaluate.bdd100k import SUPER_CATEGORIES, TRACK_CLASSES
 from train.evaluate.benchmarks import evaluate_raw
-from train.evaluate.reference import trackeval_bdd100k_reference, trackeval_mot17_reference
+from train.evaluate.reference import (
+    perturbed_scalabel_frames,
+    trackeval_bdd100k_reference,
+    trackeval_mot17_reference,
+)
 
 BDD_FILE = REALDATA / "bdd100k-boxtrack" / "b1c66a42-6f7d68ca.json"
 TRACKER = "perturbed"
@@ -46,38 +50,6 @@ MOTMETRICS = ("MT", "PT", "ML", "Frag")
 
 
 # ------------------------------------------------------------------------------------------------ BDD100K
-def _perturbed_predictions(frames: list[dict], rng: np.random.Generator) -> list[dict]:
-    """A tracker's Scalabel frames from the ground truth: boxes jittered, 10 % missed, two car identities swapped
-    from frame 100, some cars called trucks, false positives (some inside crowd boxes), and 'train' predictions (a
-    class the video has no ground truth of)."""
-    def cars(k):
-        return {lab["id"] for lab in frames[k]["labels"] if lab["category"] == "car"}
-    a, b = sorted(cars(95) & cars(105))[:2]  # two cars seen before and after the swap
-    out = []
-    for f in frames:
-        labels = []
-        for lab in f["labels"]:
-            if lab["attributes"].get("crowd") or rng.random() < 0.1:
-                continue
-            tid = lab["id"]
-            if f["frameIndex"] >= 100 and tid in (a, b):
-                tid = b if tid == a else a
-            cat = "truck" if lab["category"] == "car" and rng.random() < 0.05 else lab["category"]
-            box = {k: v + rng.normal(0, 3) for k, v in lab["box2d"].items()}
-            labels.append({"id": f"p{tid}", "category": cat, "box2d": box, "score": 0.9})
-        crowds = [lab["box2d"] for lab in f["labels"] if lab["attributes"].get("crowd")]
-        if crowds:  # a small false positive inside a crowd box: removed by the crowd rule
-            c = crowds[0]
-            labels.append({"id": "crowdfp", "category": "car", "score": 0.5,
-                           "box2d": {"x1": c["x1"] + 1, "y1": c["y1"] + 1, "x2": c["x1"] + 6, "y2": c["y1"] + 6}})
-        for k in range(2):  # false positives elsewhere, one of them of the absent class 'train'
-            x, y = rng.uniform(0, 1100), rng.uniform(0, 600)
-            labels.append({"id": f"fp{k}", "category": ("train", "pedestrian")[k], "score": 0.4,
-                           "box2d": {"x1": x, "y1": y, "x2": x + 60, "y2": y + 90}})
-        out.append({"name": f["name"], "videoName": f["videoName"], "frameIndex": f["frameIndex"], "labels": labels})
-    return out
-
-
 def _to_2020(frames: list[dict], *, gt: bool) -> list[dict]:
     """BDD100K's 2020 format as TrackEval's BDD100K dataset reads it: ``index``, ``Crowd``, integer ids."""
     ids: dict[str, int] = {}
@@ -105,7 +77,7 @@ def bdd_case(tmp_path_factory) -> Path:
     labels = root / "raw" / "labels" / "box_track_20" / "val"
     labels.mkdir(parents=True)
     shutil.copy(BDD_FILE, labels / f"{video}.json")
-    preds = _perturbed_predictions(frames, np.random.default_rng(0))
+    preds = perturbed_scalabel_frames(frames)
     (root / "results").mkdir()
     (root / "results" / f"{video}.json").write_text(json.dumps(preds))
     (root / "te_gt").mkdir()

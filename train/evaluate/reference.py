@@ -57,3 +57,36 @@ def trackeval_bdd100k_reference(gt_folder: Path | str, trackers_folder: Path | s
     ds_cfg = {"GT_FOLDER": str(gt_folder), "TRACKERS_FOLDER": str(trackers_folder), "TRACKERS_TO_EVAL": [tracker],
               "PRINT_CONFIG": False}
     return _run(trackeval.datasets.BDD100K(ds_cfg))[tracker]["COMBINED_SEQ"]
+
+
+def perturbed_scalabel_frames(frames: list[dict], seed: int = 0) -> list[dict]:
+    """A plausible tracker's Scalabel-JSON output made from BDD100K ground-truth frames, for the reference checks:
+    boxes jittered (sigma 3 px), 10 % missed, two identities seen at frames 95 and 105 swapped from frame 100, 5 %
+    of cars called trucks, a small false positive inside the first crowd box of a frame (removed by the crowd rule),
+    and per frame one false positive of the class 'train' (none in the sample video's ground truth) and one
+    pedestrian. Ids are integer strings (Scalabel's ``parse_objects`` needs that of predictions)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ids: dict[str, str] = {}
+    swap = sorted({lab["id"] for lab in frames[95]["labels"]} & {lab["id"] for lab in frames[105]["labels"]})[:2]
+    out = []
+    for f in frames:
+        labels, crowds = [], [lab["box2d"] for lab in f["labels"] if lab["attributes"].get("crowd")]
+        for lab in f["labels"]:
+            if lab["attributes"].get("crowd") or rng.random() < 0.1:
+                continue
+            tid = lab["id"]
+            if f["frameIndex"] >= 100 and tid in swap:
+                tid = swap[1] if tid == swap[0] else swap[0]
+            cat = "truck" if lab["category"] == "car" and rng.random() < 0.05 else lab["category"]
+            labels.append({"id": ids.setdefault(tid, str(len(ids) + 1)), "category": cat, "score": 0.9,
+                           "box2d": {k: v + rng.normal(0, 3) for k, v in lab["box2d"].items()}})
+        extra = [("crowd", "car", crowds[0]["x1"] + 1, crowds[0]["y1"] + 1, 5, 5)] if crowds else []
+        for k, cat in enumerate(("train", "pedestrian")):
+            extra.append((f"fp{k}", cat, rng.uniform(0, 1100), rng.uniform(0, 600), 60, 90))
+        for key, cat, x, y, w, h in extra:
+            labels.append({"id": ids.setdefault(key, str(len(ids) + 1)), "category": cat, "score": 0.4,
+                           "box2d": {"x1": x, "y1": y, "x2": x + w, "y2": y + h}})
+        out.append({"name": f["name"], "videoName": f["videoName"], "frameIndex": f["frameIndex"], "labels": labels})
+    return out
