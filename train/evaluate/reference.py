@@ -90,3 +90,30 @@ def perturbed_scalabel_frames(frames: list[dict], seed: int = 0) -> list[dict]:
                            "box2d": {"x1": x, "y1": y, "x2": x + w, "y2": y + h}})
         out.append({"name": f["name"], "videoName": f["videoName"], "frameIndex": f["frameIndex"], "labels": labels})
     return out
+
+
+def perturbed_mot_table(gt, rng):
+    """A plausible tracker's output made from a MOTChallenge gt table (``MotTable``), for the reference checks: every
+    row (distractors too) kept with probability 0.9 and jittered (sigma 4 px, sizes >= 2 px), two identities swapped
+    from the middle frame on, ids + 1000, 10 % false positives (at least 3); column 8 = 1 on every row."""
+    import numpy as np
+
+    from builder.formats.motchallenge import MotTable
+
+    keep = rng.random(len(gt)) > 0.1
+    out = gt.select(keep)
+    out.boxes = out.boxes + rng.normal(0, 4, out.boxes.shape)
+    out.boxes[:, 2:] = np.maximum(out.boxes[:, 2:], 2)
+    ids = out.ids.copy()
+    uniq = np.unique(ids)
+    if len(uniq) >= 2:  # swap two identities from the middle frame on: ID switches
+        a, b = uniq[:2]
+        late = out.frames >= np.median(out.frames)
+        ids[late & (out.ids == a)], ids[late & (out.ids == b)] = b, a
+    n_fp = max(3, len(out) // 10)
+    fp = np.column_stack([rng.choice(np.unique(gt.frames), n_fp), 5000 + np.arange(n_fp),
+                          rng.uniform(0, 1500, (n_fp, 2)), rng.uniform(20, 120, (n_fp, 2)), np.full(n_fp, 0.5),
+                          np.ones(n_fp)])
+    rows = np.concatenate([np.column_stack([out.frames, ids + 1000, out.boxes, rng.uniform(0.3, 1, len(out)),
+                                            np.ones(len(out))]), fp])
+    return MotTable.from_matrix(rows)
