@@ -3,10 +3,15 @@
 For every val set (the ``<source>__`` prefix of a build split's sequence folders) the detector runs over
 every frame (eval mode, no grad, frames batched), the ByteTrack-style tracker links the detections, and
 
-- ``<out_dir>/<val set>/tracker/<seq>.txt`` holds the MOTChallenge result files,
-- ``<out_dir>/<val set>/metrics.json`` holds ``{"combined", "per_class", "per_sequence", "detection"}``:
-  HOTA / CLEAR / Identity from :mod:`train.evaluate.scoring` (the source benchmark's preprocessing) and COCO
-  detection AP from :mod:`train.evaluate.coco` on the build's ``annotations/<split>.json``.
+- ``<out_dir>/<val set>/tracker/<seq>.txt`` holds the MOTChallenge result files, and ``tracker/results.json`` the
+  sidecar naming their class column (:mod:`train.evaluate.result_files`),
+- ``<out_dir>/<val set>/metrics.json`` holds ``{"protocol", "protocol_label", "combined", "per_class",
+  "per_sequence", "warnings", "detection"}``: HOTA / CLEAR / Identity with the unified protocol
+  (:mod:`train.evaluate.results`; the source benchmark's ignore rule) and COCO detection AP from
+  :mod:`train.evaluate.coco` on the build's ``annotations/<split>.json``.
+
+A build written by an older builder (no ``gt_format``: clipped ground truth) is refused before anything runs.
+The split may be ``test`` (the locked test sets, :mod:`train.evaluate.locked`).
 
 Usage (from Python; the CLI equivalents are ``python -m train.track`` then ``python -m train.evaluate``)::
 
