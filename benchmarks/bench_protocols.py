@@ -188,7 +188,7 @@ def bdd100k(tmp: Path) -> None:
     new = evaluate_raw("bdd100k", tmp / "raw", "val", tmp / "preds.json")["val_sets"]["bdd100k"]
     print(_fmt("official protocol, combined (Scalabel convention)", new["combined"]))
     mean = new["class_mean"]
-    print(f"  {"official protocol, class means (Scalabel convention)":62s} mHOTA {mean['HOTA']:8.3f}  "
+    print(f"  {'official protocol, class means (Scalabel convention)':62s} mHOTA {mean['HOTA']:8.3f}  "
           f"mMOTA {mean['MOTA']:8.3f}  mIDF1 {mean['IDF1']:8.3f}")
     unified = _unified_bdd(preds, tmp / "unified")
     print(_fmt("unified protocol (person, vehicle), combined", evaluate_raw(

@@ -393,3 +393,25 @@ def test_raw_sources_ground_truth_as_results_scores_100(tiny_raw, tmp_path, sour
                           "--json", str(tmp_path / "m.json")]) == 0
     comb = json.loads((tmp_path / "m.json").read_text())["val_sets"][source]["combined"]
     assert comb["HOTA"] == pytest.approx(100.0) and comb["IDSW"] == 0 and comb["GT_Dets"] > 0
+
+
+def test_tables_say_which_protocol_and_builds_take_only_unified(tmp_path, capsys):
+    build = make_build(tmp_path)
+    res = tmp_path / "res"
+    write_tracks(res / "dancetrack__d1.txt", [track(t, 1) for t in range(1, 4)])
+    write_tracks(res / "bdd100k__b1.txt", [track(1, 1)])
+    assert evaluate_main(["--results", str(res), "--build", str(build)]) == 0
+    assert "unified protocol" in capsys.readouterr().out
+    assert evaluate_main(["--results", str(res), "--build", str(build), "--protocol", "official"]) == 2
+    assert "builds are scored with the unified classes" in capsys.readouterr().err
+
+
+def test_a_malformed_sidecar_is_a_clear_error(tmp_path, capsys):
+    build = make_build(tmp_path)
+    res = tmp_path / "res"
+    write_tracks(res / "dancetrack__d1.txt", [track(t, 1) for t in range(1, 4)])
+    write_tracks(res / "bdd100k__b1.txt", [track(1, 1)])
+    (res / "results.json").write_text(json.dumps({"format": "motcurriculum-results-v1", "classes": "person",
+                                                  "sequences": [], "class_column": 8}))
+    assert evaluate_main(["--results", str(res), "--build", str(build)]) == 2
+    assert "results.json: key 'classes' must be a list of names" in capsys.readouterr().err

@@ -7,7 +7,8 @@
   25 sequences), that union is scored too. When the benchmark's official protocol can be computed from the build's
   ground truth (:data:`OFFICIAL_FROM_BUILD`: a class map that maps exactly the benchmark's scored category to one
   class, nothing else, no rules, its file unchanged since the build), the union is scored with it and labelled
-  "comparable with published <benchmark> <split>"; otherwise with the unified protocol, labelled as not comparable.
+  "comparable with published <benchmark> <split>" when it has the published split's size (:data:`PUBLISHED_SIZES`;
+  the synthetic look-alikes have fewer); otherwise with the unified protocol, labelled as not comparable.
 
 metrics.json gains ``test_sets`` {set: val-set entry} and ``official_splits`` {set: {split, sequences, protocol,
 label, combined, per_class, per_sequence}}; report.md a section each (:func:`report_lines`).
@@ -36,6 +37,9 @@ from train.evaluate.unified import rules_for_source, unified_tracker
 #: Sources whose official protocol a build can give: {source: (benchmark name as published, the raw category the
 #: benchmark scores)}. DanceTrack: TrackEval's MotChallenge2DBox, pedestrians = category "1" (its only category).
 OFFICIAL_FROM_BUILD = {"dancetrack": ("DanceTrack", "1")}
+#: Sequences of the published splits (DanceTrack's val_seqmap.txt; the VisDrone toolkit's README; BDD100K's
+#: box_track_20 val): a union of another size (a partial download, synthetic data) is not called comparable.
+PUBLISHED_SIZES = {("dancetrack", "val"): 25, ("visdrone", "val"): 7, ("bdd100k", "val"): 200}
 #: MotChallenge2DBox's MOT17 rule on a build's ground truth: ignore regions (class 0) are the distractors.
 _BUILD_OFFICIAL_RULES = EvalRules("match", (0,), True)
 #: Metrics shown in report.md's tables.
@@ -102,8 +106,11 @@ def _union_entry(source: str, official: dict, published: tuple[str, str, int] | 
     split, n = official["split"], len(official["sequences"])
     if published:
         scored = evaluate_sequences(sequences, {"pedestrian": published[2]}, _BUILD_OFFICIAL_RULES)
-        return {"split": split, "sequences": n, "protocol": "official",
-                "label": f"comparable with published {published[0]} {split}", **scored}
+        size = PUBLISHED_SIZES.get((source, split))
+        label = (f"comparable with published {published[0]} {split}" if size in (None, n) else
+                 f"official {published[0]} protocol on all {n} sequences of this {split} split; the published split "
+                 f"has {size}: not comparable with published figures")
+        return {"split": split, "sequences": n, "protocol": "official", "label": label, **scored}
     scored = evaluate_with_classes(sequences, classes, rules_for_source(source), None)
     return {"split": split, "sequences": n, "protocol": "unified",
             "label": f"all {n} sequences of {source} {split}, unified protocol: not comparable with published figures",
