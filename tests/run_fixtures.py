@@ -141,11 +141,32 @@ def write_multirun(root: Path, jobs: Sequence[dict[str, Any]]) -> Path:
     return root
 
 
+def write_regression(run_dir: Path, parent: Path, *, half_width: float = 2.0) -> Path:
+    """regression.json of ``run_dir`` against ``parent`` (their scripted metrics.json), as the gate writes it,
+    with a scripted interval ``delta +- half_width`` on every row (scripted metrics carry no sequence
+    statistics to bootstrap)."""
+    from dataclasses import replace
+
+    from train.regression.bootstrap import Interval
+    from train.regression.gate import Regression, compare, verdict
+
+    before, after = (json.loads((d / "metrics.json").read_text()) for d in (parent, run_dir))
+    reg = compare(before, after, tolerance=1.0)
+    rows = []
+    for r in reg.rows:
+        iv = None if r.delta is None else Interval(r.delta - half_width, r.delta + half_width, "scripted", 4)
+        rows.append(replace(r, interval=iv, verdict=verdict(r.delta, iv, reg.tolerance)))
+    scripted = Regression(rows, reg.tolerance, baseline=reg.baseline, missing=reg.missing, runs_before=1)
+    (run_dir / "regression.json").write_text(json.dumps(scripted.to_dict(), indent=2))
+    return run_dir / "regression.json"
+
+
 def write_curriculum(root: Path) -> list[Path]:
     """Three stage runs (stage 1..3) whose final metrics show person HOTA forgotten at stage 3.
 
     dancetrack HOTA per stage: 50, 55, 48 (a 7-point drop at stage 3); bdd100k 30, 38, 37;
-    visdrone appears only at stage 3 (20).
+    visdrone appears only at stage 3 (20). Stages 2 and 3 hold the gate's regression.json against the stage
+    before (intervals delta +- 2: the 7-point drop is FORGETTING, the 1-point drop within noise).
     """
     finals = [{"dancetrack": 50.0, "bdd100k": 30.0}, {"dancetrack": 55.0, "bdd100k": 38.0},
               {"dancetrack": 48.0, "bdd100k": 37.0, "visdrone": 20.0}]
@@ -154,6 +175,8 @@ def write_curriculum(root: Path) -> list[Path]:
     for stage, (final, curve) in enumerate(zip(finals, curves, strict=True), 1):
         runs.append(write_run(root / f"stage{stage}" / "2026-01-01_00-00-00", val_hota=curve, stage=stage,
                               final_hota=final, val_sets=tuple(final)))
+        if stage > 1:
+            write_regression(runs[-1], runs[-2])
     return runs
 
 

@@ -9,7 +9,7 @@ import cv2
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
-from run_fixtures import write_curriculum, write_run
+from run_fixtures import write_curriculum, write_regression, write_run
 
 from train.errors import ReviewError
 from train.review.dashboard import (
@@ -43,12 +43,15 @@ def test_curriculum_png_flags_forgetting(tmp_path):
     assert _decoded(out).shape == SIZE
     curves = order_runs([load_run(r) for r in reversed(runs)])
     assert [c.stage for c in curves] == [1, 2, 3]
-    fig = build_figure(curves, tolerance=1.0)
+    fig = build_figure(curves)
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     legend = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
-    # dancetrack 55 -> 48 (drop 7 > 1) is flagged; bdd100k 38 -> 37 (drop 1, not > 1) is not.
-    assert [t for t in legend if "FORGETTING" in t] == ["FORGETTING: dancetrack -7.0 HOTA at stage 3"]
-    assert "48.0 (-7.0)" in texts and "37.0" in texts
+    # the gate's verdicts (regression.json): dancetrack 55 -> 48 (-7 [-9, -5]) is FORGETTING for each class;
+    # bdd100k 38 -> 37 (-1, within the tolerance) is not; every change carries its interval.
+    assert [t for t in legend if "FORGETTING" in t] == [
+        "FORGETTING: dancetrack / person (-7.0 [-9.0, -5.0]) at stage 3",
+        "FORGETTING: dancetrack / vehicle (-7.0 [-9.0, -5.0]) at stage 3"]
+    assert "48.0 (-7.0 [-9.0, -5.0])" in texts and "37.0 (-1.0 [-3.0, +1.0])" in texts and "50.0" in texts
     labels = {tick.get_text() for ax in fig.axes for tick in ax.get_xticklabels()}
     assert {"stage 1", "stage 2", "stage 3"} <= labels
 
@@ -97,8 +100,10 @@ def test_close_final_values_get_non_overlapping_labels(tmp_path):
     """Four val sets within 0.6 HOTA at every stage: the value labels' boxes must not overlap."""
     finals = [{"a": 50.0, "b": 50.2, "c": 50.4, "d": 50.6}, {"a": 52.0, "b": 51.9, "c": 52.1, "d": 52.2},
               {"a": 48.0, "b": 48.3, "c": 48.1, "d": 48.2}]
-    runs = [load_run(write_run(tmp_path / f"s{k}", stage=k, final_hota=f, val_sets=tuple(f)))
-            for k, f in enumerate(finals, 1)]
+    dirs = [write_run(tmp_path / f"s{k}", stage=k, final_hota=f, val_sets=tuple(f)) for k, f in enumerate(finals, 1)]
+    for parent, run in zip(dirs, dirs[1:], strict=False):
+        write_regression(run, parent, half_width=0.5)
+    runs = [load_run(d) for d in dirs]
     fig = build_figure(runs)
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
@@ -108,4 +113,4 @@ def test_close_final_values_get_non_overlapping_labels(tmp_path):
     assert len(boxes) == 12
     overlaps = [(i, j) for i in range(12) for j in range(i + 1, 12) if boxes[i].overlaps(boxes[j])]
     assert overlaps == []
-    assert sum("FORGETTING" in t.get_text() for t in panel.get_legend().get_texts()) == 4
+    assert sum("FORGETTING" in t.get_text() for t in panel.get_legend().get_texts()) == 8  # 4 sets x 2 classes

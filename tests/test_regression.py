@@ -1,11 +1,13 @@
-"""The regression gate: before / after / delta rows and FORGETTING beyond the HOTA tolerance."""
+"""The regression gate on metrics.json without sequence statistics: before / after / delta rows, and verdicts that
+then follow the tolerance alone (the intervals are tested in test_bootstrap.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from train.errors import ConfigError, EvaluationError
-from train.regression.gate import GATE_METRICS, compare, is_forgetting
+from train.regression.gate import FORGETTING, GAINED, GATE_METRICS, WITHIN_NOISE, compare, verdict
+from train.regression.render import render_markdown, render_rich
 
 
 def metrics(**sets: dict[str, float]) -> dict:
@@ -23,20 +25,20 @@ def test_baseline_when_no_previous_stage():
     assert reg.baseline and reg.passed
     assert all(r.before is None and r.delta is None for r in reg.rows)
     assert len(reg.rows) == 2 * len(GATE_METRICS)  # person + combined
-    assert "Baseline" in reg.render_markdown()
+    assert "Baseline" in render_markdown(reg)
 
 
 def test_drop_beyond_tolerance_is_forgetting_and_within_is_not():
     before = metrics(dancetrack={"person": 60.0}, bdd100k={"person": 40.0, "vehicle": 50.0})
     after = metrics(dancetrack={"person": 60.0 - 1.5}, bdd100k={"person": 40.0 - 0.9, "vehicle": 55.0})
     reg = compare(before, after, tolerance=1.0)
-    assert reg.forgetting == [("dancetrack", "person", pytest.approx(-1.5))]
+    assert [(r.val_set, r.cls, r.delta) for r in reg.forgetting] == [("dancetrack", "person", pytest.approx(-1.5))]
     assert not reg.passed
     row = next(r for r in reg.rows if (r.val_set, r.cls, r.metric) == ("bdd100k", "vehicle", "HOTA"))
-    assert (row.before, row.after, row.delta) == (50.0, 55.0, pytest.approx(5.0))
-    md = reg.render_markdown()
-    assert "**FORGETTING**: `dancetrack` / `person`: HOTA -1.50" in md
-    assert "| bdd100k | person | HOTA | 40.00 | 39.10 | -0.90 | ok |" in md
+    assert (row.before, row.after, row.delta, row.verdict) == (50.0, 55.0, pytest.approx(5.0), GAINED)
+    md = render_markdown(reg)
+    assert "**FORGETTING**: dancetrack / person: HOTA -1.50 points" in md
+    assert f"| bdd100k | person | HOTA | 40.00 | 39.10 | -0.90 | - | {WITHIN_NOISE} |" in md
     assert compare(before, after, tolerance=2.0).passed
 
 
@@ -47,7 +49,7 @@ def test_new_and_missing_val_sets():
     assert reg.passed and reg.missing == ["mot17"]
     new = [r for r in reg.rows if r.val_set == "visdrone"]
     assert new and all(r.before is None for r in new)
-    assert "WARNING" in reg.render_markdown()
+    assert "WARNING" in render_markdown(reg)
     assert reg.to_dict()["missing"] == ["mot17"]
 
 
@@ -56,7 +58,7 @@ def test_render_rich_and_bad_input():
 
     reg = compare(metrics(d={"person": 60.0}), metrics(d={"person": 50.0}), tolerance=1.0)
     console = Console(width=200, record=True)
-    console.print(reg.render_rich())
+    console.print(render_rich(reg))
     assert "FORGETTING" in console.export_text()
     with pytest.raises(ConfigError, match="regression.tolerance must be >= 0"):
         compare(None, metrics(d={"person": 1.0}), tolerance=-1)
@@ -82,9 +84,10 @@ def test_cli_exit_status(tmp_path, capsys):
 def test_a_drop_equal_to_the_tolerance_is_not_forgetting_despite_float_rounding():
     assert 15.1 - 16.1 < -1.0  # binary floating point: the naive comparison would flag it
     reg = compare(metrics(d={"person": 16.1}), metrics(d={"person": 15.1}), tolerance=1.0)
-    assert reg.passed and not is_forgetting(15.1 - 16.1, 1.0)
-    assert "| d | person | HOTA | 16.10 | 15.10 | -1.00 | ok |" in reg.render_markdown()
-    assert is_forgetting(-1.01, 1.0) and not is_forgetting(None, 1.0) and not is_forgetting(0.5, 0.0)
+    assert reg.passed and verdict(15.1 - 16.1, None, 1.0) == WITHIN_NOISE
+    assert f"| d | person | HOTA | 16.10 | 15.10 | -1.00 | - | {WITHIN_NOISE} |" in render_markdown(reg)
+    assert verdict(-1.01, None, 1.0) == FORGETTING and verdict(None, None, 1.0) == ""
+    assert verdict(0.5, None, 0.0) == GAINED
 
 
 def test_cli_names_the_file_of_malformed_metrics(tmp_path, capsys):

@@ -36,7 +36,7 @@ def compose(overrides: Sequence[str] = (), *, config_name: str = PRIMARY) -> Dic
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             return hydra_compose(config_name, overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as exc:
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:  # ValueError: e.g. model=3 (not a name)
         cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
         raise ConfigError(one_line(f"{exc}{cause}")) from None
 
@@ -82,6 +82,12 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def regression_defaults() -> dict[str, Any]:
+    """The ``regression`` section of conf/train.yaml (tolerance, fail, bootstrap): the gate's defaults where a
+    run recorded none."""
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / f"{PRIMARY}.yaml").regression, resolve=True)
+
+
 def default_tolerance() -> float:
-    """``regression.tolerance`` of conf/train.yaml (HOTA points): the gate's default where a run recorded none."""
-    return float(OmegaConf.load(CONF_DIR / f"{PRIMARY}.yaml").regression.tolerance)
+    """``regression.tolerance`` of conf/train.yaml (HOTA points)."""
+    return float(regression_defaults()["tolerance"])

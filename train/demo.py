@@ -16,8 +16,9 @@ Steps, each a subprocess of the project's own command line (so the demo runs exa
    runs the regression gate against the previous stage,
 4. an untrained model (same architecture, random init, seed 0) scored on the last stage's val sets: the floor
    the trained stages are compared with,
-5. the per-stage table: HOTA / IDF1 / MOTA per locked val set and stage (each stage's metrics.json), with
-   FORGETTING where HOTA dropped by more than that stage's ``regression.tolerance`` vs the stage before.
+5. the per-stage table: HOTA / AssA / IDF1 / MOTA per locked val set and stage (each stage's metrics.json), and
+   the gate's table: each stage's HOTA change vs its parent per val set with the 95% paired bootstrap interval
+   and the verdict (FORGETTING / within noise / GAINED), read from each stage's regression.json.
 """
 
 from __future__ import annotations
@@ -38,13 +39,13 @@ from builder.formats.files import write_json
 from train.config import CONF_DIR, compose
 from train.console import table_console
 from train.errors import TrainError, cli
-from train.regression.gate import is_forgetting
+from train.regression.gate import FORGETTING, GAINED
 from train.review.runs import read_run
 
 REPO = CONF_DIR.parent
 SYNTH_SOURCES = ("bdd100k", "dancetrack", "visdrone", "mot17")
 #: Metrics shown per val set in the per-stage table (0-100 scale, TrackEval definitions).
-TABLE_METRICS = ("HOTA", "IDF1", "MOTA")
+TABLE_METRICS = ("HOTA", "AssA", "IDF1", "MOTA")
 
 console = table_console()
 
@@ -55,11 +56,11 @@ class StepFailed(TrainError):
 
 @dataclass
 class Row:
-    """One row of the per-stage table: a model's metrics.json and the tolerance its stage was gated with
-    (None for the untrained model, which is never compared)."""
+    """One row of the per-stage table: a model's metrics.json and its stage's regression.json (None for the
+    untrained model and for a stage without a parent)."""
 
     metrics: dict
-    tolerance: float | None = None
+    regression: dict | None = None
 
 
 def _run(cmd: list[str]) -> None:
@@ -129,39 +130,56 @@ def stage_rows(runs: Path, stages: list[int]) -> dict[str, Row]:
         records = read_run(run, lenient=False) if run.is_dir() else None
         if records is None or records.metrics is None:
             raise StepFailed(f"demo: {run / 'metrics.json'} is missing: stage {n} did not finish successfully")
-        out[f"stage {n}"] = Row(records.metrics, records.tolerance)
+        out[f"stage {n}"] = Row(records.metrics, records.regression)
     return out
 
 
 def per_stage_table(rows: dict[str, Row]) -> Table:
-    """Rows = models in order, columns = val set x metric (combined over classes); FORGETTING where the val
-    set's HOTA dropped by more than the row's tolerance vs the previous trained stage."""
+    """Rows = models in order, columns = val set x metric (TrackEval's combined over classes)."""
     val_sets = sorted({vs for row in rows.values() for vs in row.metrics["val_sets"]})
     table = Table(title="Per-stage tracking metrics on the locked val sets (TrackEval, 0-100)")
     table.add_column("model")
     for vs in val_sets:
         for metric in TABLE_METRICS:
             table.add_column(f"{vs}\n{metric}", justify="right")
-    previous: dict | None = None
     for name, row in rows.items():
-        cells: list[str | Text] = []
+        cells = []
         for vs in val_sets:
             combined = row.metrics["val_sets"].get(vs, {}).get("combined")
-            for metric in TABLE_METRICS:
-                if combined is None:
-                    cells.append("-")
-                    continue
-                value = float(combined[metric])
-                cell: str | Text = f"{value:.1f}"
-                if metric == "HOTA" and previous is not None and vs in previous["val_sets"] and row.tolerance is not None:
-                    before = float(previous["val_sets"][vs]["combined"]["HOTA"])
-                    if is_forgetting(value - before, row.tolerance):
-                        cell = Text(f"{value:.1f} FORGETTING ({value - before:+.1f})", style="bold red")
-                cells.append(cell)
+            cells += ["-" if combined is None else f"{float(combined[m]):.1f}" for m in TABLE_METRICS]
         table.add_row(name, *cells)
-        if row.metrics.get("stage", 0) > 0:
-            previous = row.metrics
     return table
+
+
+def gate_table(rows: dict[str, Row]) -> Table | None:
+    """Each stage's HOTA change vs its parent per val set and class, the rows the gate decides on:
+    ``delta [interval] verdict`` from its regression.json; None when no stage had a parent."""
+    gated = {name: row.regression for name, row in rows.items() if row.regression and not row.regression["baseline"]}
+    if not gated:
+        return None
+    val_sets = sorted({r["val_set"] for reg in gated.values() for r in reg["rows"]})
+    first = next(iter(gated.values()))
+    level = f"{100 * first['confidence']:g}%" if first.get("confidence") else ""
+    table = Table(title=f"HOTA change vs the previous stage, {level} paired bootstrap interval over the val "
+                        f"sequences, verdict (tolerance {first['tolerance']:g})")
+    table.add_column("stage")
+    table.add_column("class")
+    for vs in val_sets:
+        table.add_column(vs, justify="right")
+    for name, reg in gated.items():
+        decided = {(r["val_set"], r["class"]): r for r in reg["rows"] if r.get("gated")}
+        for cls in dict.fromkeys(c for _, c in decided):
+            cells = ["-" if (vs, cls) not in decided or decided[vs, cls]["delta"] is None
+                     else _gate_cell(decided[vs, cls]) for vs in val_sets]
+            table.add_row(name, cls, *cells)
+    return table
+
+
+
+def _gate_cell(row: dict) -> Text:
+    interval = "" if row["ci_low"] is None else f" [{row['ci_low']:+.1f}, {row['ci_high']:+.1f}]"
+    style = {FORGETTING: "bold red", GAINED: "green"}.get(row["verdict"])
+    return Text(f"{row['delta']:+.1f}{interval} {row['verdict']}", style=style)
 
 
 def build_parser() -> ArgumentParser:
@@ -195,6 +213,9 @@ def _main(argv: Sequence[str] | None) -> int:
                                                    [f"paths.build_root={build_root}", f"paths.runs_root={runs}"]))
     rows.update(stage_rows(runs, args.stages))
     console.print(per_stage_table(rows))
+    gates = gate_table(rows)
+    if gates is not None:
+        console.print(gates)
     for n in args.stages:
         console.print(f"stage {n}: {runs / f'stage{n}' / 'latest' / 'report.md'}")
     console.print(f"demo wall time: {time.perf_counter() - t0:.0f} s")

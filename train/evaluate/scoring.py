@@ -37,6 +37,7 @@ from builder.errors import FormatError
 from builder.formats.motchallenge import NO_CLASS, MotTable
 from train.errors import ConfigError, EvaluationError
 from train.evaluate.matching import EPS, MATCH_IOU, box_iou_xywh, box_iou_xyxy, hungarian_matches
+from train.evaluate.stats import sequence_stats
 
 #: Keys of a metrics dict, in table order. Ratios on 0-100, counts integers.
 HOTA_KEYS = ("HOTA", "DetA", "AssA", "LocA", "DetRe", "DetPr", "AssRe", "AssPr")
@@ -269,9 +270,11 @@ def evaluate_sequences(sequences: list[SequenceData], class_ids: dict[str, int],
         rules: preprocessing rules.
 
     Returns:
-        ``{"combined": metrics, "per_class": {name: metrics}, "per_sequence": {seq: metrics}}`` where
-        metrics holds :data:`HOTA_KEYS`, :data:`CLEAR_KEYS`, :data:`IDENTITY_KEYS` (0-100) and
-        :data:`COUNT_KEYS` (int). ``combined`` and ``per_sequence`` use ``combine_classes_det_averaged``.
+        ``{"combined": metrics, "per_class": {name: metrics}, "per_sequence": {seq: metrics},
+        "sequence_stats": {name: {seq: stats}}}`` where metrics holds :data:`HOTA_KEYS`, :data:`CLEAR_KEYS`,
+        :data:`IDENTITY_KEYS` (0-100) and :data:`COUNT_KEYS` (int); ``combined`` and ``per_sequence`` use
+        ``combine_classes_det_averaged``; stats are :func:`train.evaluate.stats.sequence_stats` (what a
+        bootstrap over sequences resamples).
     """
     if not class_ids:
         raise EvaluationError("no class to evaluate")
@@ -290,7 +293,8 @@ def evaluate_sequences(sequences: list[SequenceData], class_ids: dict[str, int],
     per_seq = {seq.name: summarise({m: obj.combine_classes_det_averaged({c: raw[c][seq.name][m] for c in class_ids})
                                     for m, obj in metrics.items()}) for seq in sequences}
     return {"combined": summarise(combined), "per_class": {c: summarise(r) for c, r in per_class.items()},
-            "per_sequence": per_seq}
+            "per_sequence": per_seq,
+            "sequence_stats": {c: {s: sequence_stats(r) for s, r in raw[c].items()} for c in class_ids}}
 
 
 def default_eval_classes(sequences: list[SequenceData], classes: list[str]) -> dict[str, int]:

@@ -30,7 +30,7 @@ from rich.table import Table
 
 from builder.errors import ArgumentParser
 from builder.formats.files import write_json, write_text_atomic
-from train.config import default_tolerance
+from train.config import default_tolerance, regression_defaults
 from train.console import table_console
 from train.errors import ReviewError, cli
 from train.review.runs import (
@@ -42,6 +42,7 @@ from train.review.runs import (
     resolve_metric,
     wall_time,
 )
+from train.review.seeds import SeedGroup, seed_groups, seed_noise
 
 
 @dataclass
@@ -142,13 +143,37 @@ def _name_runs(runs: Sequence[RunSummary]) -> None:
         run.name = "/".join(p[common:])
 
 
-def select_best(ranked: Sequence[RunSummary], *, noise: float | None = None) -> dict[str, Any]:
+def _seed_reason(groups: list[SeedGroup], noise: float, confidence: float) -> tuple[str, bool] | None:
+    """The selection sentence about settings trained over several seeds, and whether their order is noise."""
+    if not any(g.n > 1 for g in groups):
+        return None
+    first = groups[0]
+    spread = f"mean {first.mean:.2f}, sd {first.std:.2f} over {first.n} seeds" if first.std is not None else \
+        f"{first.mean:.2f}, one seed"
+    if len(groups) == 1:
+        return (f"; every run has the same setting ({spread}): the order of the runs is seed noise, the winner is "
+                "the best seed"), True
+    second = groups[1]
+    margin = abs(first.mean - second.mean)
+    threshold = max(noise, seed_noise(first, second, confidence=confidence))
+    within = margin <= threshold
+    text = (f"; by setting, {first.name} leads ({spread}) by {margin:.2f} over {second.name} (mean "
+            f"{second.mean:.2f}, {second.n} seed(s))")
+    if within:
+        text += f", within the noise ({threshold:.2f}: tolerance or seed spread): a tie"
+    return text, within
+
+
+def select_best(ranked: Sequence[RunSummary], *, noise: float | None = None,
+                groups: list[SeedGroup] | None = None) -> dict[str, Any]:
     """The winner of a ranking and why, as a JSON-able dict.
 
     Keys: ``metric``, ``winner`` {name, path, value, best_epoch}, ``runner_up`` (same or None),
     ``margin`` (|winner - runner-up|, metric units, None without a runner-up), ``noise``,
     ``within_noise`` (margin <= noise), ``reason`` (one sentence; it warns when the runs were ranked on
-    different metrics, e.g. the monitored HOTA of different val sets), ``notes``.
+    different metrics, e.g. the monitored HOTA of different val sets), ``notes``, ``seed_groups``. When runs
+    share a setting over several seeds (``groups``, :mod:`train.review.seeds`), the settings are compared by
+    their means and the seed spread joins the noise; the winner is the best run of the best setting.
 
     Raises:
         ReviewError: no run has a value of the metric.
@@ -157,10 +182,15 @@ def select_best(ranked: Sequence[RunSummary], *, noise: float | None = None) -> 
     if not scored:
         raise ReviewError("no run has the metric " + repr(ranked[0].metric if ranked else DEFAULT_METRIC)
                            + "; nothing to select (see the notes per run)")
+    groups = [g for g in groups or [] if g.n]
+    if len(groups) > 1 and any(g.n > 1 for g in groups):  # the best run of the best setting
+        scored = [r for r in groups[0].runs if r.value is not None] + \
+                 [r for r in scored if r not in groups[0].runs]
     win, runner = scored[0], (scored[1] if len(scored) > 1 else None)
     noise = noise if noise is not None else (win.tolerance if win.tolerance is not None else default_tolerance())
     margin = abs(win.value - runner.value) if runner is not None else None
     within = margin is not None and margin <= noise
+    by_seed = _seed_reason(groups, noise, float(regression_defaults()["bootstrap"]["confidence"]))
     word = "lowest" if lower_is_better(win.metric) else "highest"
     reason = f"{win.name} has the {word} {win.metric} ({win.value:.2f})"
     if runner is not None:
@@ -170,6 +200,9 @@ def select_best(ranked: Sequence[RunSummary], *, noise: float | None = None) -> 
                        "tied and prefer a rerun with another seed before trusting the order")
     else:
         reason += "; no other run has the metric"
+    if by_seed is not None:
+        reason += by_seed[0]
+        within = by_seed[1]
     metrics = sorted({r.metric for r in scored})
     if len(metrics) > 1:  # metric=None: each run's own monitored metric, which may differ between stages
         reason += (f"; caution: the runs monitor different metrics ({', '.join(metrics)}), so the values are "
@@ -181,7 +214,8 @@ def select_best(ranked: Sequence[RunSummary], *, noise: float | None = None) -> 
 
     return {"metric": win.metric, "winner": brief(win), "runner_up": brief(runner), "margin": margin,
             "noise": noise, "within_noise": within, "reason": reason + ".",
-            "notes": {r.name: r.notes for r in ranked if r.notes}}
+            "notes": {r.name: r.notes for r in ranked if r.notes},
+            "seed_groups": [g.as_dict() for g in groups] if by_seed is not None else []}
 
 
 def _fmt(value: Any) -> str:
@@ -224,6 +258,10 @@ def render_markdown(ranked: Sequence[RunSummary], diff_keys: Sequence[str], sele
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
     lines.append("")
     lines.append("Differing hyperparameters: " + (", ".join(f"`{k}`" for k in diff_keys) or "none") + ".")
+    if selection.get("seed_groups"):
+        lines += ["", "## Settings over seeds", "", "| setting | seeds | mean | sd | min | max |", "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {g['name']} | {g['n']} | {_fmt(g['mean'])} | {_fmt(g['std'])} | {_fmt(g['min'])} | "
+                  f"{_fmt(g['max'])} |" for g in selection["seed_groups"]]
     if selection["notes"]:
         lines += ["", "## Notes", ""]
         lines += [f"- {name}: {note}" for name, notes in selection["notes"].items() for note in notes]
@@ -280,7 +318,9 @@ def compare_runs(paths: Iterable[Path | str], *, metric: str | None = None,
     runs = [load_run(p, metric) for p in discover_runs(paths)]
     _name_runs(runs)
     ranked = rank_runs(runs)
-    return Comparison(ranked, differing_hyperparameters(ranked), select_best(ranked, noise=noise))
+    differing = differing_hyperparameters(ranked)
+    groups = seed_groups(ranked, differing, lower_is_better=bool(ranked) and lower_is_better(ranked[0].metric))
+    return Comparison(ranked, differing, select_best(ranked, noise=noise, groups=groups))
 
 
 def build_parser() -> ArgumentParser:
@@ -330,6 +370,13 @@ def _main(argv: Sequence[str] | None) -> int:
     out = args.out if args.out is not None else args.paths[0]
     comparison = compare_runs(args.paths, metric=args.metric, noise=args.noise)
     console.print(comparison.table())
+    if comparison.selection["seed_groups"]:
+        groups = Table(title="Settings over seeds (mean and sample sd of the metric)")
+        for name in ("setting", "seeds", "mean", "sd", "min", "max"):
+            groups.add_column(name, justify="left" if name == "setting" else "right")
+        for g in comparison.selection["seed_groups"]:
+            groups.add_row(g["name"], str(g["n"]), *(_fmt(g[k]) for k in ("mean", "std", "min", "max")))
+        console.print(groups)
     console.print(comparison.selection["reason"])
     for name, notes in comparison.selection["notes"].items():
         for note in notes:

@@ -8,8 +8,9 @@ Run::
 Given several runs, the runs are ordered by ``model_info.json`` ``stage`` (then path) and shown as one
 curriculum: epochs are concatenated, each stage's start is marked and labelled, and the last panel shows
 each locked val set's final HOTA (``metrics.json``, TrackEval HOTA on a 0-100 scale) stage after stage,
-with drops beyond the run-to-run noise (``--tolerance``; default the runs' own ``regression.tolerance``) ringed and labelled in red and
-listed as FORGETTING in that panel's legend, so forgetting is visible at a glance.
+each labelled with the regression gate's change vs the parent stage and its 95% interval (the run's
+regression.json); FORGETTING verdicts are ringed in red and listed in that panel's legend, GAINED labelled in
+green, so forgetting is visible at a glance and told apart from noise.
 
 Inputs: ``training_history.json``, ``model_info.json`` and ``metrics.json`` of each run directory, as
 docs/CONTRACTS.md defines them. Rendering uses matplotlib's Agg canvas through a bare ``Figure`` (no display,
@@ -32,9 +33,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from builder.errors import ArgumentParser
-from train.config import default_tolerance
 from train.errors import ReviewError, cli
-from train.regression.gate import is_forgetting
+from train.regression.gate import FORGETTING, GAINED
 from train.review.runs import read_run
 
 #: Per-val-set metrics drawn per epoch, with their line styles (colour encodes the val set).
@@ -54,7 +54,7 @@ class RunCurves:
         epochs: ``training_history.json`` ``epochs`` rows, in file order.
         best_epoch: ``model_info.json`` ``best.epoch`` (index into the recorded epoch numbers) or None.
         final: ``metrics.json`` ``val_sets`` (``{set: {"combined": {HOTA, ...}}}``), {} when absent.
-        tolerance: the run's ``regression.tolerance`` (HOTA points).
+        gate: the rows of the run's regression.json (the gate against its parent), [] when absent.
     """
 
     path: Path
@@ -63,7 +63,7 @@ class RunCurves:
     epochs: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
     final: dict[str, Any] = field(default_factory=dict)
-    tolerance: float | None = None
+    gate: list[dict[str, Any]] = field(default_factory=list)
 
 
 
@@ -88,7 +88,8 @@ def load_run(run_dir: Path | str) -> RunCurves:
     return RunCurves(path=run, label=f"stage {stage}" if stage is not None else run.name, stage=stage,
                      epochs=[e for e in epochs if isinstance(e, dict)],
                      best_epoch=best.get("epoch") if isinstance(best.get("epoch"), int) else None,
-                     final=metrics.get("val_sets") or {}, tolerance=records.tolerance)
+                     final=metrics.get("val_sets") or {},
+                     gate=list((records.regression or {}).get("rows") or []))
 
 
 def _num(value: Any) -> float:
@@ -248,39 +249,50 @@ def _stack_labels(values: Sequence[float], gap: float) -> list[float]:
     return out
 
 
-def plot_final_by_stage(ax: Axes, runs: Sequence[RunCurves], *, tolerance: float) -> None:
-    """Each locked val set's final HOTA (metrics.json) per run/stage; drops > ``tolerance`` in red.
+def _gate_label(value: float, row: dict | None) -> str:
+    """``68.7`` or ``68.7 (+6.7 [+2.1, +11.0])``: the value and its change vs the parent with the interval."""
+    if row is None or row.get("delta") is None:
+        return f"{value:.1f}"
+    interval = "" if row.get("ci_low") is None else f" [{row['ci_low']:+.1f}, {row['ci_high']:+.1f}]"
+    return f"{value:.1f} ({row['delta']:+.1f}{interval})"
 
-    Value labels sit right of their points, stacked so that close values never overlap (a thin leader
-    line joins a moved label to its point). A drop beyond ``tolerance`` against the set's previous stage
-    gets a red ring on the point, a red label ``<HOTA> (-<drop>)`` and a legend entry
-    ``FORGETTING: <set> -<drop> HOTA at <stage>``.
+
+def plot_final_by_stage(ax: Axes, runs: Sequence[RunCurves]) -> None:
+    """Each locked val set's final HOTA (metrics.json) per run/stage, labelled with the gate's change vs the
+    parent stage and its interval (the run's regression.json); FORGETTING in red, GAINED in green.
+
+    Value labels sit right of their points, stacked so that close values never overlap (a thin leader line
+    joins a moved label to its point). A val set with a FORGETTING verdict (any class) gets a red ring on the
+    point and a legend entry ``FORGETTING: <set> / <class> <delta> [interval] at <stage>``.
     """
     sets = sorted({s for run in runs for s in run.final})
     xs = list(range(1, len(runs) + 1))
-    labels: dict[int, list[tuple[float, str, Any, bool]]] = {}  # stage index -> (HOTA, text, colour, red)
+    labels: dict[int, list[tuple[float, str, Any, bool]]] = {}  # stage index -> (HOTA, text, colour, bold)
     forgetting: list[str] = []
     for i, vset in enumerate(sets):
         ys = [_num(((run.final.get(vset) or {}).get("combined") or {}).get("HOTA")) for run in runs]
         colour = colormaps["tab10"](i % 10)
         ax.plot(xs, ys, "-o", color=colour, label=vset, linewidth=2)
-        for k in range(len(ys)):
+        for k, run in enumerate(runs):
             if math.isnan(ys[k]):
                 continue
-            prev = next((ys[j] for j in range(k - 1, -1, -1) if not math.isnan(ys[j])), math.nan)
-            drop = prev - ys[k] if not math.isnan(prev) else 0.0
-            red = is_forgetting(-drop, tolerance)  # the regression gate's own test (float slack included)
-            if red:
+            rows = [r for r in run.gate if r["val_set"] == vset and r["metric"] == "HOTA"]
+            combined = next((r for r in rows if r["class"] == "combined"), None)
+            forgot = [r for r in rows if r.get("gated") and r["verdict"] == FORGETTING]
+            gained = combined is not None and combined["verdict"] == GAINED
+            for r in forgot:
+                forgetting.append(f"FORGETTING: {vset} / {r['class']} {_gate_label(r['after'], r).split(' ', 1)[1]}"
+                                  f" at {run.label}")
+            if forgot:
                 ax.plot([xs[k]], [ys[k]], "o", markersize=13, markerfacecolor="none", markeredgecolor="red",
                         markeredgewidth=2, zorder=4)
-                forgetting.append(f"FORGETTING: {vset} -{drop:.1f} HOTA at {runs[k].label}")
-            text = f"{ys[k]:.1f} (-{drop:.1f})" if red else f"{ys[k]:.1f}"
-            labels.setdefault(k, []).append((ys[k], text, "red" if red else colour, red))
+            col = "red" if forgot else "green" if gained else colour
+            labels.setdefault(k, []).append((ys[k], _gate_label(ys[k], combined), col, bool(forgot or gained)))
     ax.set_xticks(xs, [run.label for run in runs])
-    ax.set_xlim(0.6, len(runs) + 0.75)  # room right of the last stage for its labels
+    ax.set_xlim(0.6, len(runs) + 0.95)  # room right of the last stage for its labels
     what = "per stage" if len(runs) > 1 else "of this run"
-    ax.set_title(f"Locked val sets: final HOTA {what}\n(red = drop > {tolerance:g} HOTA: forgetting)",
-                 fontsize=11)
+    ax.set_title(f"Locked val sets: final HOTA {what}\n(change vs parent [95% CI]; red = FORGETTING, green = "
+                 "GAINED)", fontsize=11)
     ax.set_xlabel("stage (best checkpoint, metrics.json)")
     ax.set_ylabel("HOTA (0-100)")
     ax.grid(True, alpha=0.3)
@@ -288,16 +300,7 @@ def plot_final_by_stage(ax: Axes, runs: Sequence[RunCurves], *, tolerance: float
         ax.text(0.5, 0.5, "no metrics.json in these runs", transform=ax.transAxes, ha="center", color="0.5")
         return
     _score_limits(ax, [y for line in ax.lines for y in line.get_ydata()], top_pad=0.25)
-    low, high = ax.get_ylim()
-    for k, items in labels.items():
-        heights = _stack_labels([v for v, *_ in items], LABEL_GAP_FRACTION * (high - low))
-        for (value, text, col, red), y in zip(items, heights, strict=True):
-            ax.annotate(text, (xs[k], value), xytext=(xs[k] + 0.12, y), textcoords="data", fontsize=8,
-                        ha="left", va="center", color=col, fontweight="bold" if red else "normal",
-                        bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none",
-                              "alpha": 0.8},
-                        arrowprops={"arrowstyle": "-", "color": col, "linewidth": 0.6, "shrinkA": 0,
-                                    "shrinkB": 4}, zorder=5)
+    _place_labels(ax, xs, labels)
     handles, names = ax.get_legend_handles_labels()
     for note in forgetting:  # the forgetting notes live in the legend, away from the crowded points
         handles.append(Line2D([], [], marker="o", linestyle="none", markersize=9, markerfacecolor="none",
@@ -307,6 +310,20 @@ def plot_final_by_stage(ax: Axes, runs: Sequence[RunCurves], *, tolerance: float
     for text in legend.get_texts()[len(sets):]:
         text.set_color("red")
         text.set_fontweight("bold")
+
+
+def _place_labels(ax: Axes, xs: list[int], labels: dict[int, list[tuple[float, str, Any, bool]]]) -> None:
+    """Annotate each point right of it, stacked so that close values never overlap."""
+    low, high = ax.get_ylim()
+    for k, items in labels.items():
+        heights = _stack_labels([v for v, *_ in items], LABEL_GAP_FRACTION * (high - low))
+        for (value, text, col, bold), y in zip(items, heights, strict=True):
+            ax.annotate(text, (xs[k], value), xytext=(xs[k] + 0.12, y), textcoords="data", fontsize=8,
+                        ha="left", va="center", color=col, fontweight="bold" if bold else "normal",
+                        bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none",
+                              "alpha": 0.8},
+                        arrowprops={"arrowstyle": "-", "color": col, "linewidth": 0.6, "shrinkA": 0,
+                                    "shrinkB": 4}, zorder=5)
 
 
 def _score_limits(ax: Axes, values: Sequence[float], *, top_pad: float = 0.1) -> None:
@@ -323,13 +340,8 @@ def order_runs(runs: Sequence[RunCurves]) -> list[RunCurves]:
     return sorted(runs, key=lambda r: (r.stage is None, r.stage or 0, str(r.path)))
 
 
-def build_figure(runs: Sequence[RunCurves], *, tolerance: float | None = None) -> Figure:
-    """The dashboard figure (16x9 in): loss | LR | grad norm on top; val metrics (2 wide) | final HOTA below.
-
-    ``tolerance`` (HOTA points) marks forgetting in the last panel; None: the last run's ``regression.tolerance``.
-    """
-    if tolerance is None:
-        tolerance = runs[-1].tolerance if runs[-1].tolerance is not None else default_tolerance()
+def build_figure(runs: Sequence[RunCurves]) -> Figure:
+    """The dashboard figure (16x9 in): loss | LR | grad norm on top; val metrics | final HOTA with the gate's intervals below."""
     # A bare Figure (not pyplot) renders with the Agg canvas and touches no global backend state.
     fig = Figure(figsize=FIGSIZE_IN, dpi=DPI, layout="constrained")
     top, bottom = fig.subfigures(2, 1)  # rows lay out independently (the val legend sits outside its panel)
@@ -337,16 +349,15 @@ def build_figure(runs: Sequence[RunCurves], *, tolerance: float | None = None) -
     plot_losses(loss_ax, runs)
     plot_lr(lr_ax, runs)
     plot_grad_norm(grad_ax, runs)
-    grid = bottom.add_gridspec(1, 3)
-    plot_val_metrics(bottom.add_subplot(grid[0, :2]), runs)
-    plot_final_by_stage(bottom.add_subplot(grid[0, 2]), runs, tolerance=tolerance)
+    grid = bottom.add_gridspec(1, 2)  # the final-HOTA panel is half the width: its labels carry intervals
+    plot_val_metrics(bottom.add_subplot(grid[0, 0]), runs)
+    plot_final_by_stage(bottom.add_subplot(grid[0, 1]), runs)
     title = "Curriculum: " + " -> ".join(r.label for r in runs) if len(runs) > 1 else f"Run {runs[0].path}"
     fig.suptitle(title, fontsize=13, fontweight="bold")
     return fig
 
 
-def make_dashboard(run_dirs: Sequence[Path | str], out_png: Path | str, *,
-                   tolerance: float | None = None) -> Path:
+def make_dashboard(run_dirs: Sequence[Path | str], out_png: Path | str) -> Path:
     """Render the dashboard of one run, or the curriculum view of several, to ``out_png`` (1600x900 px).
 
     Raises:
@@ -357,7 +368,7 @@ def make_dashboard(run_dirs: Sequence[Path | str], out_png: Path | str, *,
     runs = order_runs([load_run(r) for r in run_dirs])
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
-    build_figure(runs, tolerance=tolerance).savefig(out, dpi=DPI)
+    build_figure(runs).savefig(out, dpi=DPI)
     return out
 
 
@@ -367,16 +378,13 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("runs", nargs="+", type=Path, help="run directories (several = curriculum view)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output PNG (default: <first run>/dashboard.png)")
-    parser.add_argument("--tolerance", type=float, default=None,
-                        help="HOTA drop between stages flagged as forgetting (default: the last run's "
-                             "regression.tolerance)")
     return parser
 
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     out = args.out if args.out is not None else args.runs[0] / "dashboard.png"
-    print(f"wrote {make_dashboard(args.runs, out, tolerance=args.tolerance)}")
+    print(f"wrote {make_dashboard(args.runs, out)}")
     return 0
 
 

@@ -146,6 +146,7 @@ class RunRecords:
     Attributes:
         path: the run directory.
         info: model_info.json. history: training_history.json. metrics: metrics.json.
+        regression: regression.json (the gate against the parent stage: rows with delta, interval, verdict).
         config: ``.hydra/config.yaml`` flattened (``{"optim.lr": ...}``) plus the config group choices
             (``{"model (group)": "tiny"}``). overrides: ``.hydra/overrides.yaml``.
         stopping_reason: first line of stopping_reason.txt without ``reason:``.
@@ -156,6 +157,7 @@ class RunRecords:
     info: dict[str, Any] | None = None
     history: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
+    regression: dict[str, Any] | None = None
     config: dict[str, Any] | None = None
     overrides: list[str] = field(default_factory=list)
     stopping_reason: str = "unknown"
@@ -197,7 +199,8 @@ def read_run(run_dir: Path | str, *, lenient: bool = True) -> RunRecords:
     config, overrides = _read_hydra(run, notes)
     return RunRecords(path=run, info=_read_json(run / "model_info.json", sink),
                       history=_read_json(run / "training_history.json", sink),
-                      metrics=_read_json(run / "metrics.json", sink), config=config, overrides=overrides,
+                      metrics=_read_json(run / "metrics.json", sink),
+                      regression=_read_json(run / "regression.json", sink), config=config, overrides=overrides,
                       stopping_reason=stopping_reason(run), notes=notes)
 
 

@@ -2,7 +2,8 @@
 
 ``STAGE=N`` is accepted as well as ``stage=N`` (the Makefile's spelling), and a stage number selects the stage
 config whose name starts with ``stage<N>_`` (stage1_foundation, stage2_refine, stage3_aerial); comma lists work
-for multiruns (``-m stage=1,2``). Hydra itself rejects an integer as a config group choice, hence this rewrite
+for multiruns (``-m stage=1,2``). ``seeds=3`` is short for ``-m seed=0,1,2``: one stage trained with several seeds,
+compared as a setting by ``train.compare`` and ``train.regression`` (mean over seeds, seed-to-seed spread). Hydra itself rejects an integer as a config group choice, hence this rewrite
 before Hydra parses the command line. The overrides are then composed once with Hydra's compose API, so that an
 unknown key or option is one ``error:`` line (exit 2) before anything runs; a multirun is checked with the first
 value of every sweep.
@@ -50,13 +51,30 @@ def stage_name(choice: str, stage_dir: Path = STAGE_DIR) -> str:
     return matches[0]
 
 
+def seed_list(value: str) -> str:
+    """``seeds=3`` -> ``0,1,2``; ``seeds=0,5,9`` -> ``0,5,9`` (the seeds of a multi-seed multirun).
+
+    Raises:
+        ConfigError: not a positive count or a comma list of integers.
+    """
+    parts = [p.strip() for p in value.split(",")]
+    if not all(p.lstrip("-").isdigit() for p in parts) or (len(parts) == 1 and int(parts[0]) < 1):
+        raise ConfigError(f"seeds={value}: expected a count (seeds=3 -> seed=0,1,2) or a list (seeds=0,5,9)")
+    return ",".join(str(i) for i in range(int(parts[0]))) if len(parts) == 1 else ",".join(parts)
+
+
 def normalise_argv(argv: list[str], stage_dir: Path = STAGE_DIR) -> list[str]:
-    """Rewrite ``STAGE=N`` / ``stage=N`` (also ``N,M`` lists) to ``stage=<stage config name>``."""
+    """Rewrite ``STAGE=N`` / ``stage=N`` (also ``N,M`` lists) to ``stage=<stage config name>``, and the
+    shortcut ``seeds=K`` / ``seeds=a,b`` to a multirun over ``seed`` (``-m seed=0,..,K-1``)."""
     out = []
     for arg in argv:
         key, sep, value = arg.partition("=")
         if sep and key.lower() == "stage":
             arg = "stage=" + ",".join(stage_name(v, stage_dir) for v in value.split(","))
+        elif sep and key == "seeds":
+            arg = f"seed={seed_list(value)}"
+            if not _FLAGS & set(argv):
+                out.insert(0, "-m")
         out.append(arg)
     return out
 

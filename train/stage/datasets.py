@@ -15,6 +15,7 @@ Target dict of one frame (what the transforms and the model's loss see):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torchvision
 from torch.utils.data import Dataset
+from torchvision.io import ImageReadMode
 
 from builder.errors import FormatError
 from builder.formats.build_layout import BUILD_SPLITS
@@ -136,11 +139,20 @@ def _entry(build_dir: Path, img: dict, videos: dict, anns: list[dict], path: Pat
 
 
 def read_image(path: Path) -> torch.Tensor:
-    """Read a frame (OpenCV, as train.track.runner does) as a uint8 RGB tensor (3, H, W).
+    """Read a frame as a uint8 RGB tensor (3, H, W): torchvision.io's libjpeg-turbo decode for JPEG (faster than
+    OpenCV's on the project's frames, same pixels; ``benchmarks/bench_data.py`` prints the ratio), any other
+    format through OpenCV.
 
     Raises:
-        FileNotFoundError: the file is missing or unreadable (names the path).
+        FileNotFoundError: the file is missing or not a decodable image (names the path).
     """
+    if Path(path).suffix.lower() in (".jpg", ".jpeg"):
+        try:
+            with warnings.catch_warnings():  # torchvision 0.29 announces a move of its decoders to TorchCodec
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return torchvision.io.decode_jpeg(torchvision.io.read_file(str(path)), mode=ImageReadMode.RGB)
+        except (RuntimeError, OSError):
+            pass  # missing or not a JPEG after all: OpenCV decides, and the error below names the file
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise FileNotFoundError(f"{path}: frame listed in the build's annotations is missing or unreadable "

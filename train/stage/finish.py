@@ -1,10 +1,9 @@
 """End of a stage: best weights, evaluation on every locked val set, the regression gate, report.md and the
 run records (model_info.json, stopping_reason.txt, ``runs/stage<N>/latest``).
 
-report.md holds: the stopping reason and best metric, each loss component's epoch mean in the first vs the
-last epoch, the tracking metrics per val set, the regression table against the parent stage's metrics.json
-(``train.regression.compare``) and a FORGETTING line per (val set, class) whose HOTA dropped by more than
-``regression.tolerance`` points (conf/train.yaml).
+The gate (``train.regression.gate.compare``) compares this stage's metrics.json with the parent's and writes
+regression.json (and the same rows under ``regression`` in metrics.json); report.md (train/stage/report.py) and
+stopping_reason.txt carry its verdicts.
 """
 
 from __future__ import annotations
@@ -21,11 +20,12 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig
 
 from builder.formats.build_layout import split_val_sets
-from builder.formats.files import read_json, write_text_atomic
+from builder.formats.files import read_json
 from train.evaluate.locked import evaluate_locked_sets
-from train.evaluate.locked import report_lines as locked_report_lines
 from train.evaluate.model import evaluate_model
-from train.regression.gate import compare
+from train.regression.bootstrap import BootstrapConfig
+from train.regression.gate import Regression, compare
+from train.regression.render import forgetting_lines, verdict_lines
 from train.stage.chaining import InitReport, update_latest
 from train.stage.records import (
     StopInfo,
@@ -37,6 +37,7 @@ from train.stage.records import (
     write_json,
     write_stopping_reason,
 )
+from train.stage.report import write_report
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,6 @@ class StageRun:
     init: InitReport | None
     t0: float
     trainer: L.Trainer
-
-#: Metrics shown per val set in report.md (TrackEval HOTA / CLEAR / Identity, 0-100 scale; IDSW a count).
-REPORT_METRICS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
 
 
 def _callback(trainer, kind):
@@ -152,13 +150,11 @@ def _evaluate(ctx: StageRun) -> dict | None:
                             tracker_params=dict(cfg.tracker), score_thresh=cfg.eval.score_thresh,
                             device=module.device, val_sets=list(split_val_sets(build_dir, "val")),
                             max_frames=cfg.eval.final_max_frames)
-    metrics = {"stage": cfg.stage.index, "val_sets": result["val_sets"]}
-    metrics |= evaluate_locked_sets(module.model, build_dir, ctx.run_dir / "eval_test", val_dir=ctx.run_dir / "eval",
-                                    classes=ctx.classes, tracker_params=dict(cfg.tracker),
-                                    score_thresh=cfg.eval.score_thresh, device=module.device,
-                                    max_frames=cfg.eval.final_max_frames)
-    write_json(ctx.run_dir / "metrics.json", metrics)
-    return metrics
+    locked = evaluate_locked_sets(module.model, build_dir, ctx.run_dir / "eval_test", val_dir=ctx.run_dir / "eval",
+                                  classes=ctx.classes, tracker_params=dict(cfg.tracker),
+                                  score_thresh=cfg.eval.score_thresh, device=module.device,
+                                  max_frames=cfg.eval.final_max_frames)
+    return {"stage": cfg.stage.index, "val_sets": result["val_sets"], **locked}
 
 
 def parent_metrics(ctx: StageRun) -> dict | None:
@@ -172,19 +168,23 @@ def parent_metrics(ctx: StageRun) -> dict | None:
     return read_json(path, what="the parent's metrics.json") if path.is_file() else None
 
 
-def _gate(ctx: StageRun, metrics: dict | None):
+def _gate(ctx: StageRun, metrics: dict | None) -> Regression | None:
+    """The regression gate against the parent's metrics.json, with ``regression.bootstrap`` intervals."""
     if metrics is None:
         return None
-    return compare(parent_metrics(ctx), metrics, tolerance=float(ctx.cfg.regression.tolerance))
+    reg_cfg = ctx.cfg.regression
+    return compare(parent_metrics(ctx), metrics, tolerance=float(reg_cfg.tolerance),
+                   bootstrap=BootstrapConfig.from_config(reg_cfg.bootstrap))
 
 
-def forgetting_lines(regression) -> list[str]:
-    """``FORGETTING: <val set> / <class>: HOTA <delta> points vs the parent stage (tolerance <t>)`` per
-    flagged entry of a ``train.regression.gate.Regression`` (none for None)."""
-    if regression is None:
-        return []
-    return [f"FORGETTING: {vs} / {cls}: HOTA {delta:+.2f} points vs the parent stage "
-            f"(tolerance {regression.tolerance:.1f})" for vs, cls, delta in regression.forgetting]
+def _write_metrics(run_dir: Path, metrics: dict | None, regression: Regression | None) -> None:
+    """metrics.json (with the gate's rows under ``regression``) and regression.json."""
+    if metrics is None:
+        return
+    if regression is not None:
+        metrics["regression"] = regression.to_dict()
+        write_json(run_dir / "regression.json", metrics["regression"])
+    write_json(run_dir / "metrics.json", metrics)
 
 
 def _in_multirun() -> bool:
@@ -206,7 +206,8 @@ def finish_stage(ctx: StageRun, stop: StopInfo) -> dict:
                         config=ctx.config, stage=cfg.stage.index)
     metrics = _evaluate(ctx)
     regression = _gate(ctx, metrics)
-    stop.forgetting = forgetting_lines(regression)
+    _write_metrics(run_dir, metrics, regression)
+    stop.forgetting, stop.verdicts = forgetting_lines(regression), verdict_lines(regression)
     _records(ctx, stop, best)
     write_report(run_dir, stop=stop, metrics=metrics, regression=regression, stage=cfg.stage.index)
     failed = bool(stop.forgetting) and bool(cfg.regression.fail)
@@ -223,40 +224,3 @@ def finish_stage(ctx: StageRun, stop: StopInfo) -> dict:
     return {"exit_code": 1 if failed else 0, "best": stop.best, "run_dir": str(run_dir), "metrics": metrics}
 
 
-def loss_breakdown(history: dict) -> list[tuple[str, float, float]]:
-    """(component, first-epoch mean, last-epoch mean) for every training loss component."""
-    epochs = history.get("epochs", [])
-    if not epochs:
-        return []
-    first, last = epochs[0]["train"], epochs[-1]["train"]
-    return [(k, first[k], last[k]) for k in first if k in last]
-
-
-def write_report(run_dir: Path, *, stop: StopInfo, metrics: dict | None, regression, stage: int) -> Path:
-    """Write report.md (see the module docstring) and return its path."""
-    history_path = run_dir / "training_history.json"
-    history = read_json(history_path, what="training_history.json") if history_path.is_file() else {}
-    best = stop.best
-    lines = [f"# Stage {stage}: {run_dir.name}", "", f"- stopping reason: **{stop.reason}** ({'; '.join(stop.details)})",
-             f"- best: {best.get('metric')} = {best.get('value')} at epoch {best.get('epoch')}", "",
-             "## Loss components (epoch mean)", "", "| component | first epoch | last epoch | change |",
-             "|---|---:|---:|---:|"]
-    lines += [f"| {k} | {a:.4f} | {b:.4f} | {100 * (b - a) / a if a else float('nan'):+.1f}% |"
-              for k, a, b in loss_breakdown(history)]
-    lines += ["", "## Tracking metrics per val set (TrackEval, 0-100)", ""]
-    if metrics:
-        lines += ["| val set | " + " | ".join(REPORT_METRICS) + " |", "|---|" + "---:|" * len(REPORT_METRICS)]
-        for name, m in metrics["val_sets"].items():
-            lines.append(f"| {name} | " + " | ".join(f"{m['combined'].get(k, float('nan')):.2f}"
-                                                     if k != "IDSW" else str(m["combined"].get(k))
-                                                     for k in REPORT_METRICS) + " |")
-    else:
-        lines.append("not evaluated (eval.final=false)")
-    lines += locked_report_lines(metrics or {})
-    lines += ["", "## Regression vs the parent stage", ""]
-    lines.append(regression.render_markdown() if regression is not None else "no regression table "
-                 "(no parent metrics.json or no evaluation)")
-    lines += ["", *stop.forgetting] if stop.forgetting else ["", "No FORGETTING beyond the tolerance."]
-    path = run_dir / "report.md"
-    write_text_atomic(path, "\n".join(lines) + "\n")
-    return path

@@ -139,6 +139,7 @@ class StopInfo:
         best: ``{"metric", "value", "epoch"}`` (value None when never measured).
         hyperparameters: flat dict. epochs_done: completed epochs.
         forgetting: FORGETTING lines of the regression gate.
+        verdicts: the gate's verdict per val set and class (HOTA delta, interval, verdict).
     """
 
     reason: str
@@ -147,6 +148,7 @@ class StopInfo:
     hyperparameters: dict = field(default_factory=dict)
     epochs_done: int = 0
     forgetting: list[str] = field(default_factory=list)
+    verdicts: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.reason not in REASONS:
@@ -180,7 +182,8 @@ def render_stopping_reason(info: StopInfo, *, stage: int) -> str:
              f"epochs completed: {info.epochs_done}",
              f"best: {best.get('metric')} = {best.get('value')} at epoch {best.get('epoch')}",
              f"recommendation: {recommendation(info, stage=stage)}",
-             *info.forgetting, "hyperparameters:"]
+             *info.forgetting, *(["regression verdicts (HOTA, interval):"] if info.verdicts else []),
+             *(f"  {v}" for v in info.verdicts), "hyperparameters:"]
     lines += [f"  {k}: {v}" for k, v in sorted(info.hyperparameters.items())]
     return "\n".join(lines) + "\n"
 

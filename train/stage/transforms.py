@@ -18,6 +18,7 @@ Named policies are chosen in one place, :func:`make_transform`, which raises on 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -48,12 +49,17 @@ class MaskIgnoreRegions:
 
 
 def _box_mask(boxes: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """Boolean (H, W) mask of the union of xyxy pixel boxes (pixel centres inside the box)."""
-    ys = torch.arange(h, dtype=torch.float32).view(-1, 1) + 0.5
-    xs = torch.arange(w, dtype=torch.float32).view(1, -1) + 0.5
+    """Boolean (H, W) mask of the union of xyxy pixel boxes (pixel centres inside the box).
+
+    Pixel ``i`` (centre ``i + 0.5``) is inside ``[x1, x2)`` when ``ceil(x1 - 0.5) <= i < ceil(x2 - 0.5)``, so
+    each box is one slice assignment instead of a comparison over the whole image.
+    """
     mask = torch.zeros(h, w, dtype=torch.bool)
     for x1, y1, x2, y2 in boxes.tolist():
-        mask |= (xs >= x1) & (xs < x2) & (ys >= y1) & (ys < y2)
+        c1, c2 = max(0, math.ceil(x1 - 0.5)), min(w, math.ceil(x2 - 0.5))
+        r1, r2 = max(0, math.ceil(y1 - 0.5)), min(h, math.ceil(y2 - 0.5))
+        if c2 > c1 and r2 > r1:
+            mask[r1:r2, c1:c2] = True
     return mask
 
 
