@@ -1,1 +1,2 @@
-"""Evaluation: TrackEval metrics with each benchmark's preprocessing, COCO detection AP, scoring a model on a build."""
+"""Evaluation: one protocol per benchmark (official: the benchmark's own tool's rules; unified: the project's classes),
+TrackEval's HOTA / CLEAR / Identity metrics, COCO detection AP, scoring a model on a build's locked sets."""

@@ -60,9 +60,9 @@ def evaluate_build_detections(build_dir: Path | str, split: str, detections: Pat
         raise EvaluationError(f"{detections}: {exc}") from None
 
 
-def _category_id(category: str, where: str, *, crowd: bool) -> tuple[int | None, bool]:
-    """(COCO category id 1..10 or None for a category detection does not evaluate, iscrowd) of one label."""
-    classmap = official_classmap()
+def _category_id(classmap, category: str, where: str, *, crowd: bool) -> tuple[int | None, bool]:
+    """(COCO category id 1..10 or None for a category detection does not evaluate, iscrowd) of one label;
+    ``classmap`` is :func:`train.evaluate.bdd100k.official_classmap`'s (name mapping, unknown categories)."""
     if category in IGNORED_MAPPING:
         return DET_CLASSES.index(IGNORED_MAPPING[category]) + 1, True
     if category in DET_CLASSES:
@@ -78,6 +78,7 @@ def _frame_key(frame: ScalabelFrame, by_video: bool) -> str:
 def _to_coco(frames: list[ScalabelFrame], plus: float, *, predictions: bool, image_ids: dict[str, int],
              by_video: bool, warnings: WarningCounter) -> list[dict]:
     """COCO annotation (or result) dicts of Scalabel frames, as scalabel2coco_detection converts them."""
+    classmap = official_classmap()
     out = []
     for frame in frames:
         image = image_ids.get(_frame_key(frame, by_video))
@@ -85,7 +86,7 @@ def _to_coco(frames: list[ScalabelFrame], plus: float, *, predictions: bool, ima
             warnings.add("predictions_for_unlabelled_frames", frame.where, len(frame.categories))
             continue
         for j, cat in enumerate(frame.categories):
-            cls, crowd = _category_id(cat, f"{frame.where} label {j}", crowd=bool(frame.crowd[j]))
+            cls, crowd = _category_id(classmap, cat, f"{frame.where} label {j}", crowd=bool(frame.crowd[j]))
             if cls is None:
                 continue
             x1, y1, x2, y2 = frame.boxes[j].tolist()
