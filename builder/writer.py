@@ -119,12 +119,6 @@ class GtTable:
         return xyxy_to_xywh(self.boxes)
 
 
-def _number(value: float) -> str:
-    """The shortest text that reads back as the same float64 (``repr``), without a trailing ``.0``."""
-    text = repr(value)
-    return text[:-2] if text.endswith(".0") else text
-
-
 def gt_table(frames: Sequence[FrameRecord]) -> GtTable:
     """Rows of ``frames`` (output frame k = position + 1), in frame order then the adapter's box order."""
     counts = [len(f.track_ids) for f in frames]
@@ -142,11 +136,12 @@ def gt_table(frames: Sequence[FrameRecord]) -> GtTable:
 
 
 def gt_text(t: GtTable) -> str:
-    """gt.txt text: ``frame,id,x,y,w,h,conf,class,visibility`` (xywh pixels exactly, see :func:`_number`;
-    visibility with 3 decimals)."""
-    boxes = [",".join(map(_number, row)) for row in t.xywh().tolist()]
-    cols = (t.frame.tolist(), t.track_id.tolist(), boxes, t.conf.tolist(), t.cls.tolist(), t.visibility.tolist())
-    return "".join(f"{k},{i},{b},{c},{cl},{v:.3f}\n" for k, i, b, c, cl, v in zip(*cols, strict=True))
+    """gt.txt text: ``frame,id,x,y,w,h,conf,class,visibility``; boxes as the shortest decimals that read back as the
+    same float64 (``repr``: ``912.0``, ``1071.5469207113``), visibility with 3 decimals."""
+    cols = (t.frame.tolist(), t.track_id.tolist(), *t.xywh().T.tolist(), t.conf.tolist(), t.cls.tolist(),
+            t.visibility.tolist())
+    return "".join(f"{k},{i},{x!r},{y!r},{w!r},{h!r},{c},{cl},{v:.3f}\n" for k, i, x, y, w, h, c, cl, v
+                   in zip(*cols, strict=True))
 
 
 def sequence_seqinfo(seq: OutputSequence) -> str:
