@@ -1,2 +1,1 @@
-"""Evaluation: one protocol per benchmark (official: the benchmark's own tool's rules; unified: the project's classes),
-TrackEval's HOTA / CLEAR / Identity metrics, COCO detection AP, scoring a model on a build's locked sets."""
+"""Evaluation: one protocol per benchmark (official or unified), TrackEval metrics, COCO AP, a model's locked sets."""
