@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from builder.formats.motchallenge import write_seqmap
-from train.evaluate.benchmarks import evaluate_raw, trackeval_mot17_reference
+from train.evaluate.benchmarks import evaluate_raw
+from train.evaluate.reference import trackeval_mot17_reference
 
 TRACKER = "bench"
 DISTRACTORS = (2, 7, 8, 12)
@@ -80,9 +81,9 @@ def run_trackeval(root: Path) -> dict:
 
 
 def run_ours(root: Path) -> dict:
-    """train.evaluate.scoring with the official MOT17 rules on the same files."""
+    """train.evaluate's official MOT17 protocol on the same files."""
     res = evaluate_raw("mot17", root / "gt", "MOT17-train", root / "trackers" / "MOT17-train" / TRACKER / "data",
-                       classes=["person"], seqmap=root / "gt" / "seqmaps" / "MOT17-train.txt")
+                       seqmap=root / "gt" / "seqmaps" / "MOT17-train.txt")
     comb = res["val_sets"]["mot17"]["combined"]
     return {k: comb[k] for k in ("HOTA", "MOTA", "IDF1")}
 

@@ -41,7 +41,7 @@ from builder.locks import build_lock
 from builder.manifest import combine_digests, load_manifest, sequence_digest
 from builder.recipe import Recipe, SourceSpec, is_plain_name, load_recipe
 from builder.records import SequenceRecord, WarningCounter
-from builder.sources.base import check_image
+from builder.sources.images import check_image
 from builder.writer import BuildPlan, OutputSequence, recover_interrupted_swap, write_build
 
 DEFAULT_DATA_ROOT = "data/raw"
@@ -99,7 +99,9 @@ def check_locked(adapter, spec: SourceSpec, classes, warnings: WarningCounter
     """Read every locked sequence and check its digest against the manifest.
 
     Returns:
-        (records by name, the ``locked`` entry of build_manifest.json for this source).
+        (records by name, the ``locked`` entry of build_manifest.json for this source: ``val``, ``test``,
+        ``digests``, ``manifest_locked`` and ``official_split`` {split, sequences: every name of the official
+        split the locked sequences are drawn from}).
 
     Raises:
         BuilderError: manifest with no sequences, a locked sequence missing from the source or without
@@ -111,6 +113,8 @@ def check_locked(adapter, spec: SourceSpec, classes, warnings: WarningCounter
     if not manifest.entries:
         raise BuilderError(f"{mpath}: locks no val/test sequences for {spec.name}; run "
                            f"`python -m builder lock {spec.name}` first")
+    if manifest.stale_digests:
+        raise BuilderError(manifest.stale_message(spec.name))
     records, digests = {}, {}
     names = {split: set(adapter.sequence_names(split)) for split in {e.split for e in manifest.entries}}
     for e in manifest.entries:
@@ -129,8 +133,14 @@ def check_locked(adapter, spec: SourceSpec, classes, warnings: WarningCounter
             warnings.add("manifest_unlocked", f"{mpath}: {e.name} has no digest; run "
                          f"`python -m builder lock {spec.name}`")
         records[e.name], digests[e.name] = rec, found
+    official = manifest.official_split_of_locked
+    if official not in names and official in adapter.splits():
+        names[official] = set(adapter.sequence_names(official))
     locked = {"val": [e.name for e in manifest.val], "test": [e.name for e in manifest.test],
-              "digests": {n: digests[n] for n in sorted(digests)}, "manifest_locked": manifest.is_locked}
+              "digests": {n: digests[n] for n in sorted(digests)}, "manifest_locked": manifest.is_locked,
+              # every sequence of the official split the locked ones come from: evaluation reports the union of
+              # val and test as that split when they cover it (train.evaluate.locked)
+              "official_split": {"split": official, "sequences": sorted(names.get(official, ()))}}
     return records, locked
 
 

@@ -21,8 +21,14 @@ Content digest (``sequence_digest``): sha256 of the canonical parsed record, not
 the raw frame numbers, the image file names (no directory), and the boxes sorted by (frame, track id,
 label name, x1, y1, x2, y2) with xyxy rounded to 0.01 px, their track ids and label names (class
 names, ``ignore`` for ignore regions; names, not ids, so that the digest does not depend on the order
-of the class list). A build stores the same rounded boxes in gt.txt, so ``verify`` recomputes the
+of the class list). A build stores the raw boxes exactly in gt.txt, so ``verify`` recomputes the
 digest from the build alone.
+
+Digest versions (:data:`DIGEST_VERSION`, hashed first and recorded as ``digest_version`` in a manifest):
+``v2`` hashed the boxes as adapters gave them before issue 9, clipped to the frame; ``v3`` hashes them as the
+raw annotation gives them (adapters no longer clip: evaluation ground truth is the benchmark's own), rounded
+to 0.01 px from float64. A manifest whose digests are of another version (or carry no version: v2) is refused
+with the command that re-records them (``python -m builder lock <source> --force``).
 """
 
 from __future__ import annotations
@@ -41,8 +47,13 @@ from builder.errors import BuilderError
 from builder.formats.files import MissingFileError, read_json, write_json
 from builder.records import IGNORE, FrameRecord
 
-_DIGEST_VERSION = b"motcurriculum-sequence-digest-v2\n"
-_MANIFEST_KEYS = {"source", "official_split_of_locked", "seed", "created_by", "rule", "val", "test"}
+#: Version of :func:`sequence_digest` (see the module docstring); manifests record it as ``digest_version``.
+DIGEST_VERSION = "v3"
+_DIGEST_VERSION = f"motcurriculum-sequence-digest-{DIGEST_VERSION}\n".encode()
+#: The version a manifest with digests but no ``digest_version`` key holds (written before the key existed).
+_UNVERSIONED = "v2"
+_MANIFEST_KEYS = {"source", "official_split_of_locked", "seed", "created_by", "rule", "val", "test",
+                  "digest_version"}
 _ENTRY_KEYS = {"name", "split", "digest"}
 DRAW_RULE = ("sorted official-split names permuted by seeded_rng(seed, source, 'lock'); first n_val -> val, "
              "next n_test -> test; each list sorted by name")
@@ -132,6 +143,7 @@ class Manifest:
     seed: int = 0
     created_by: str = ""
     rule: str = DRAW_RULE
+    digest_version: str | None = None
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -149,13 +161,30 @@ class Manifest:
         """True when it names sequences and every one has a digest."""
         return bool(self.entries) and all(e.digest for e in self.entries)
 
+    @property
+    def stale_digests(self) -> str | None:
+        """The digest version of a manifest whose digests this builder does not compute, else None."""
+        if not any(e.digest for e in self.entries):
+            return None
+        version = self.digest_version or _UNVERSIONED
+        return None if version == DIGEST_VERSION else version
+
+    def stale_message(self, source: str) -> str:
+        """Why the digests of a :attr:`stale_digests` manifest cannot be compared, and the command to run."""
+        where = "" if self.path is None or Path(self.path).resolve() == default_manifest_path(source) \
+            else f" --manifest {self.path}"
+        return (f"{self.path}: holds sequence digests of version {self.stale_digests} (boxes clipped to the frame "
+                f"by an older builder); this builder computes {DIGEST_VERSION} (raw boxes). Check the data, then "
+                f"re-record them with `python -m builder lock {source}{where} --force`")
+
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form."""
+        """The JSON form (``digest_version`` only when set)."""
         def rows(es):
             return [{"name": e.name, "split": e.split, "digest": e.digest} for e in es]
-        return {"source": self.source, "official_split_of_locked": self.official_split_of_locked,
-                "seed": self.seed, "created_by": self.created_by, "rule": self.rule,
-                "val": rows(self.val), "test": rows(self.test)}
+        out = {"source": self.source, "official_split_of_locked": self.official_split_of_locked,
+               "seed": self.seed, "created_by": self.created_by, "rule": self.rule,
+               "val": rows(self.val), "test": rows(self.test)}
+        return out | ({"digest_version": self.digest_version} if self.digest_version else {})
 
 
 def _entries(raw: Any, where: str, key: str) -> tuple[LockedSequence, ...]:
@@ -208,7 +237,7 @@ def load_manifest(path: str | Path, source: str | None = None) -> Manifest:
                  val=_entries(data.get("val", []), str(path), "val"),
                  test=_entries(data.get("test", []), str(path), "test"),
                  seed=int(data.get("seed", 0)), created_by=data.get("created_by", ""),
-                 rule=data.get("rule", DRAW_RULE), path=path)
+                 rule=data.get("rule", DRAW_RULE), digest_version=data.get("digest_version"), path=path)
     names = [e.name for e in m.entries]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
@@ -303,6 +332,8 @@ def lock_manifest(adapter, path: str | Path, *, source: str, classes: Sequence[s
         new = replace(old, val=tuple(LockedSequence(n, split) for n in val),
                       test=tuple(LockedSequence(n, split) for n in test), official_split_of_locked=split,
                       seed=old.seed if seed is None else seed, created_by=created_by or old.created_by)
+    if old.stale_digests and not force:
+        raise BuilderError(old.stale_message(source))
     found = _digests(adapter, new.entries, classes, str(path))
     changed = [f"{e.name}: expected {e.digest}, found {found[e.name]}"
                for e in new.entries if e.digest and e.digest != found[e.name]]
@@ -310,7 +341,8 @@ def lock_manifest(adapter, path: str | Path, *, source: str, classes: Sequence[s
         raise BuilderError(f"{path}: locked content changed, refusing to re-lock without --force: "
                            + "; ".join(changed))
     new = replace(new, val=tuple(replace(e, digest=found[e.name]) for e in new.val),
-                  test=tuple(replace(e, digest=found[e.name]) for e in new.test), path=path)
+                  test=tuple(replace(e, digest=found[e.name]) for e in new.test), path=path,
+                  digest_version=DIGEST_VERSION)
     if new == old and path.exists():
         return LockResult(old, "unchanged")
     status = "created" if not old.entries else ("relocked" if (changed or not same_draw) else "digests_recorded")

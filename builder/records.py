@@ -3,8 +3,10 @@
 The builder parses annotations into these records apart from reading images (detectron2's dataset
 practice): a record names its image files and carries its boxes, nothing more.
 
-Box format everywhere in this module: xyxy, pixels, float32, in the frame's coordinate system
-(0 <= x1 < x2 <= width, 0 <= y1 < y2 <= height after clipping).
+Box format everywhere in this module: xyxy, pixels, float64, in the frame's coordinate system, exactly as the
+raw annotation gives them (x1 < x2, y1 < y2). Adapters never clip: a box may extend beyond the frame (the
+benchmarks score such boxes as they are); training clips its targets at load time
+(``train/stage/transforms.py``: ``ClampBoundingBoxes`` + ``SanitizeBoundingBoxes``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from builder.errors import BuilderError
 
 #: Unified class id of an ignore region (a box that is neither a positive nor a negative).
 IGNORE = 0
+#: What a build's ``gt/gt.txt`` boxes are, recorded as ``gt_format`` in ``build_manifest.json``: the raw
+#: annotation's boxes exactly (no clipping, no rounding). Builds without this value (written by builders
+#: that clipped boxes to the frame and rounded them to 0.01 px) are refused for evaluation.
+GT_FORMAT = "raw-boxes-v1"
 
 
 @dataclass
@@ -30,7 +36,7 @@ class FrameRecord:
     Attributes:
         index: frame number in the raw sequence, 1-based (MOTChallenge convention).
         image: path of the raw image file (may not exist: adapters do not touch pixels).
-        boxes: (N, 4) float32, xyxy pixels.
+        boxes: (N, 4) float64, xyxy pixels, as annotated (possibly beyond the frame).
         track_ids: (N,) int64 track id per box, unique within the frame among positives.
         labels: (N,) int16 unified class id (1-based position in the class list), ``IGNORE`` (0) for
             an ignore region.
@@ -50,7 +56,7 @@ class FrameRecord:
         return FrameRecord(
             index=index,
             image=image,
-            boxes=np.zeros((0, 4), np.float32),
+            boxes=np.zeros((0, 4), np.float64),
             track_ids=np.zeros((0,), np.int64),
             labels=np.zeros((0,), np.int16),
             visibility=np.zeros((0,), np.float32),
@@ -96,7 +102,7 @@ class SequenceRecord:
 class WarningCounter:
     """Counts every warning the builder raises, by kind, keeping a few examples of each.
 
-    Kinds are short snake_case names (``box_clipped``, ``box_outside_frame``, ``seqinfo_mismatch``,
+    Kinds are short snake_case names (``box_partly_outside_frame``, ``box_outside_frame``, ``seqinfo_mismatch``,
     ``missing_image``, ...). ``build_manifest.json`` records ``counts``.
     """
 

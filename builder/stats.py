@@ -9,7 +9,9 @@ Counts are taken from the adapter's records after the class map and the box poli
 - ``identities``: distinct (sequence, track id) pairs among the positives.
 - ``ignore``: ignore-region boxes (class id 0).
 - ``missing_images``: frames whose image file does not exist (:func:`builder.sources.missing_images`).
-- ``warnings``: warning kind -> count, from the adapter (``box_clipped``, ``seqinfo_mismatch``, ...).
+- ``warnings``: warning kind -> count, from the adapter (``seqinfo_mismatch``, ...), among them the boxes that
+  leave the frame: ``box_partly_outside_frame`` and ``box_outside_frame`` count them; they are kept exactly as
+  annotated (evaluation ground truth is the benchmark's own) and are counted in ``boxes`` / ``ignore``.
 
 Run it as ``python -m builder stats mot17 ../shared/realdata/mot17-mini [--json]`` (the CLI lives in
 builder/cli.py), or from Python::

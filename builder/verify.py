@@ -32,7 +32,7 @@ from builder.formats.files import MissingFileError, read_json
 from builder.formats.motchallenge import read_seqinfo, read_seqmap
 from builder.manifest import combine_digests, default_manifest_path, load_manifest, sequence_digest
 from builder.records import IGNORE, FrameRecord, name_problem
-from builder.sources.base import check_image
+from builder.sources.images import check_image
 
 
 @dataclass

@@ -13,17 +13,21 @@ Per output sequence (a train clip, or a complete locked val/test sequence)::
     <split>/<dir>/gt/gt.txt            frame,id,x,y,w,h,conf,class,visibility
     <split>/<dir>/seqinfo.ini
 
-gt.txt boxes are xywh pixels (top-left corner + size) with 2 decimals, written from the xyxy box
-rounded to 0.01 px (x = x1, w = x2 - x1 in hundredths), so that ``builder.manifest.sequence_digest``
-of the re-read rows equals the digest of the raw record. Positives: conf 1, class = unified id.
-Ignore regions: conf 0, class 0. Visibility with 3 decimals.
+gt.txt boxes are the raw annotation's boxes exactly (never clipped, never rounded: evaluation ground truth is
+the benchmark's own), as xywh pixels (top-left corner + size) written with the shortest decimal that reads back
+as the same float64 (``repr``). ``w`` is ``x2 - x1`` nudged by at most a few ulps so that ``x + w`` gives ``x2``
+back bit for bit, the conversion every reader (TrackEval, ``builder.formats.motchallenge.xywh_to_xyxy``)
+makes; a MOTChallenge source's ``x, w`` come back unchanged. ``builder.manifest.sequence_digest`` of the
+re-read rows therefore equals the digest of the raw record. Positives: conf 1, class = unified id. Ignore
+regions: conf 0, class 0. Visibility with 3 decimals (not part of the ground truth any benchmark scores).
 
 COCO-VID (``annotations/<split>.json``): ``instance_id`` numbers the (video, track id) pairs of a
 split 1, 2, ... in order of first appearance, so it is unique across the split's videos; an ignore
 region is written once per category with ``iscrowd = 1`` and ``instance_id = -1``.
 
 build_manifest.json (sorted keys, no timestamps: byte-identical for the same inputs) holds the keys of
-docs/CONTRACTS.md; ``write_contents`` adds ``classes``, ``splits`` ({split: {dir: {source, raw_split,
+docs/CONTRACTS.md; ``write_contents`` adds ``gt_format`` (:data:`builder.records.GT_FORMAT`: what the gt.txt boxes
+are; evaluation refuses builds without it), ``classes``, ``splits`` ({split: {dir: {source, raw_split,
 raw_sequence, stride, frames: [raw frame numbers], digest}}}), ``counts`` ({split: {source:
 {sequences, frames, boxes (positives), ignore, identities (distinct (directory, track id) pairs among
 positives), per_class}}}) and ``digests`` ({split: ``combine_digests`` of its (dir, digest) pairs}).
@@ -47,10 +51,10 @@ from rich.progress import track
 from builder.errors import BuilderError
 from builder.formats.build_layout import BUILD_SPLITS, MANIFEST_NAME
 from builder.formats.files import write_json
-from builder.formats.motchallenge import seqinfo_text, write_seqmap
+from builder.formats.motchallenge import seqinfo_text, write_seqmap, xyxy_to_xywh
 from builder.locks import build_lock
-from builder.manifest import combine_digests, quantize_boxes, sequence_digest
-from builder.records import IGNORE, FrameRecord, SequenceRecord
+from builder.manifest import combine_digests, sequence_digest
+from builder.records import GT_FORMAT, IGNORE, FrameRecord, SequenceRecord
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,7 @@ class GtTable:
     Attributes:
         frame: (N,) int output frame number, 1-based.
         track_id: (N,) int.
-        q: (N, 4) int64 xyxy in hundredths of a pixel (``builder.manifest.quantize_boxes``).
+        boxes: (N, 4) float64 xyxy pixels, the records' boxes unchanged.
         conf: (N,) int 1 = positive, 0 = ignore region.
         cls: (N,) int unified class id, 0 for an ignore region.
         visibility: (N,) float in [0, 1].
@@ -110,15 +114,15 @@ class GtTable:
 
     frame: np.ndarray
     track_id: np.ndarray
-    q: np.ndarray
+    boxes: np.ndarray
     conf: np.ndarray
     cls: np.ndarray
     visibility: np.ndarray
 
     def xywh(self) -> np.ndarray:
-        """(N, 4) float64 x, y, w, h in pixels (exact multiples of 0.01)."""
-        q = self.q
-        return np.stack([q[:, 0], q[:, 1], q[:, 2] - q[:, 0], q[:, 3] - q[:, 1]], axis=1) / 100.0
+        """(N, 4) float64 x, y, w, h in pixels with ``x + w == x2`` and ``y + h == y2`` exactly
+        (:func:`builder.formats.motchallenge.xyxy_to_xywh`)."""
+        return xyxy_to_xywh(self.boxes)
 
 
 def gt_table(frames: Sequence[FrameRecord]) -> GtTable:
@@ -129,8 +133,8 @@ def gt_table(frames: Sequence[FrameRecord]) -> GtTable:
     return GtTable(
         frame=np.repeat(np.arange(1, len(frames) + 1), counts),
         track_id=np.concatenate([np.asarray(f.track_ids, np.int64) for f in frames]) if frames else labels,
-        q=quantize_boxes(np.concatenate([np.asarray(f.boxes).reshape(-1, 4) for f in frames])
-                         if frames else np.zeros((0, 4))),
+        boxes=np.concatenate([np.asarray(f.boxes, np.float64).reshape(-1, 4) for f in frames])
+        if frames else np.zeros((0, 4)),
         conf=conf, cls=labels * conf,
         visibility=np.concatenate([np.asarray(f.visibility, np.float64) for f in frames]) if frames else
         np.zeros(0),
@@ -138,10 +142,11 @@ def gt_table(frames: Sequence[FrameRecord]) -> GtTable:
 
 
 def gt_text(t: GtTable) -> str:
-    """gt.txt text: ``frame,id,x,y,w,h,conf,class,visibility`` (xywh pixels, 2 decimals; visibility 3)."""
+    """gt.txt text: ``frame,id,x,y,w,h,conf,class,visibility``; boxes as the shortest decimals that read back as the
+    same float64 (``repr``: ``912.0``, ``1071.5469207113``), visibility with 3 decimals."""
     cols = (t.frame.tolist(), t.track_id.tolist(), *t.xywh().T.tolist(), t.conf.tolist(), t.cls.tolist(),
             t.visibility.tolist())
-    return "".join(f"{k},{i},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{c},{cl},{v:.3f}\n" for k, i, x, y, w, h, c, cl, v
+    return "".join(f"{k},{i},{x!r},{y!r},{w!r},{h!r},{c},{cl},{v:.3f}\n" for k, i, x, y, w, h, c, cl, v
                    in zip(*cols, strict=True))
 
 
@@ -191,7 +196,7 @@ class _CocoSplit:
                 table.cls.tolist())
         for k, tid, (x, y, w, h), conf, cls in zip(*cols, strict=True):
             base = {"image_id": first_image + k - 1, "video_id": vid, "bbox": [x, y, w, h],
-                    "area": round(w * h, 4)}
+                    "area": w * h}
             if conf == 0:
                 for c in self.categories:
                     self._append(base | {"instance_id": -1, "category_id": c["id"], "iscrowd": 1})
@@ -248,6 +253,7 @@ def write_contents(plan: BuildPlan, root: Path, *, progress: bool = False) -> di
         write_json(root / "annotations" / f"{s}.json", coco[s].to_dict(), sort_keys=True, indent=None)
         write_seqmap(root / "seqmaps" / f"{s}.txt", sorted(splits[s]))
     manifest = dict(plan.manifest) | {
+        "gt_format": GT_FORMAT,
         "classes": list(plan.classes),
         "splits": splits,
         "counts": {s: _count((q for q in seqs if q.split == s), plan.classes) for s in BUILD_SPLITS},

@@ -189,7 +189,8 @@ def _results(extra: str) -> Callable:
         elif extra == "malformed":
             first.write_text("1,2,x\n")
         return Call("train.evaluate", ["--results", str(out), "--build", str(env.builds / "tiny_stage1"),
-                                       "--split", "val", "--json", str(tmp / "m.json")])
+                                       "--split", "val", "--json", str(tmp / "m.json"),
+                                       "--result-classes", "person", "vehicle"])
     return setup
 
 
@@ -236,9 +237,9 @@ TRAIN_CASES = [
     Case("track: config.model not a mapping", _track("bad config"), words="config.model as a mapping"),
     Case("track: weights that do not fit", _track("misfit"), words="do not fit"),
     Case("evaluate: result file of an unknown sequence", _results("unknown sequence"), status=0,
-         words="not in the ground truth"),
-    Case("evaluate: result rows of an unknown class", _results("unknown class"), status=0,
-         words="class ids outside 1..2"),
+         words="results_not_in_ground_truth=1"),
+    Case("evaluate: result rows of an unknown class", _results("unknown class"),
+         words="class 7 is not in the class list of --result-classes"),
     Case("evaluate: malformed result row", _results("malformed"), words=":1"),
 ]
 

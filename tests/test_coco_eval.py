@@ -95,3 +95,56 @@ def test_restricting_image_ids_and_frame_lookup():
 def test_detections_to_coco_converts_xyxy_to_xywh():
     out = detections_to_coco(3, [[10, 20, 50, 100]], [0.5], [2])
     assert out == [{"image_id": 3, "category_id": 2, "bbox": [10.0, 20.0, 40.0, 80.0], "score": 0.5}]
+
+
+# ------------------------------------------------------------------------------------------ --det from the CLI
+def test_det_cli_on_a_build_split(tiny_builds, tmp_path, capsys):
+    """The build's own ground truth as detections: AP 100 for every class with ground truth; a detection naming an
+    image the split does not have is a clear error."""
+    from train.evaluate.__main__ import main as evaluate_main
+
+    gt = json.loads((tiny_builds[1] / "annotations" / "val.json").read_text())
+    dets = [det(a["image_id"], a["category_id"], a["bbox"], 1.0) for a in gt["annotations"] if not a["iscrowd"]]
+    (tmp_path / "dets.json").write_text(json.dumps(dets))
+    assert evaluate_main(["--det", str(tmp_path / "dets.json"), "--build", str(tiny_builds[1]), "--split", "val",
+                          "--json", str(tmp_path / "ap.json")]) == 0
+    ap = json.loads((tmp_path / "ap.json").read_text())
+    assert ap["AP"] == pytest.approx(100.0) and all(v == pytest.approx(100.0) for v in ap["per_class"].values())
+    (tmp_path / "bad.json").write_text(json.dumps([det(10**9, 1, PERSON)]))
+    capsys.readouterr()
+    assert evaluate_main(["--det", str(tmp_path / "bad.json"), "--build", str(tiny_builds[1])]) == 2
+    assert "names image_id 1000000000, not an image of val" in capsys.readouterr().err
+
+
+def test_det_on_raw_bdd100k_labels_uses_scalabels_box_convention(tmp_path, capsys):
+    """BDD100K detection labels: a car x1=100, x2=102 (height 10) and an 'other person' (an ignored region of class
+    pedestrian). A car prediction at x1=101, x2=103 has IoU 2 * 11 / (3 * 11 * 2 - 2 * 11) = 0.5 with Scalabel's
+    +1 widths: a match at IoU threshold 0.50 only, so AP50 = 100 and AP = 100 / 10 (one of the ten thresholds
+    0.50:0.95); with the 2020 convention IoU = 1/3: AP 0. A pedestrian prediction on the ignored region costs nothing
+    (pedestrian has no ground truth: None)."""
+    from train.evaluate.__main__ import main as evaluate_main
+
+    labels = [{"name": "a.jpg", "labels": [
+        {"id": "1", "category": "car", "box2d": {"x1": 100, "y1": 50, "x2": 102, "y2": 60}},
+        {"id": "2", "category": "other person", "box2d": {"x1": 300, "y1": 100, "x2": 340, "y2": 200}}]},
+        {"name": "b.jpg", "labels": []}]
+    preds = [{"name": "a.jpg", "labels": [
+        {"category": "car", "score": 0.9, "box2d": {"x1": 101, "y1": 50, "x2": 103, "y2": 60}},
+        {"category": "pedestrian", "score": 0.8, "box2d": {"x1": 300, "y1": 100, "x2": 340, "y2": 200}}]},
+        {"name": "unlabelled.jpg", "labels": [{"category": "car", "score": 0.5,
+                                               "box2d": {"x1": 1, "y1": 1, "x2": 9, "y2": 9}}]}]
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    (tmp_path / "preds.json").write_text(json.dumps(preds))
+    args = ["--det", str(tmp_path / "preds.json"), "--raw", "bdd100k", "--labels", str(tmp_path / "labels.json")]
+    assert evaluate_main([*args, "--json", str(tmp_path / "s.json")]) == 0
+    scalabel = json.loads((tmp_path / "s.json").read_text())
+    assert scalabel["AP50"] == pytest.approx(100.0) and scalabel["AP75"] == pytest.approx(0.0)
+    assert scalabel["AP"] == pytest.approx(100.0 / 10) and scalabel["per_class"]["pedestrian"] is None
+    assert scalabel["warnings"] == {"predictions_for_unlabelled_frames": 1}
+    assert evaluate_main([*args, "--box-convention", "2020", "--json", str(tmp_path / "o.json")]) == 0
+    assert json.loads((tmp_path / "o.json").read_text())["AP"] == pytest.approx(0.0)
+    labels[0]["labels"][0]["category"] = "tram"
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    capsys.readouterr()
+    assert evaluate_main(args) == 2
+    assert "frame 0 label 0: unknown raw category 'tram'" in capsys.readouterr().err

@@ -21,8 +21,10 @@ from builder.formats.motchallenge import (
     write_results,
     write_seqmap,
 )
+from builder.records import GT_FORMAT
 from train.errors import EvaluationError
 from train.evaluate.__main__ import main as evaluate_main
+from train.evaluate.result_files import write_sidecar
 from train.evaluate.results import evaluate_build, evaluate_mot
 from train.evaluate.scoring import BUILD_CROWD_RULES, BUILD_MATCH_RULES
 
@@ -44,10 +46,13 @@ def make_seq(split_dir: Path, name: str, gt_rows: list[tuple], length: int) -> P
     return seq
 
 
-def write_tracks(path: Path, rows: list[tuple]) -> None:
-    """Result rows (frame, id, x, y, w, h, class) with score 1."""
+def write_tracks(path: Path, rows: list[tuple], classes=CLASSES) -> None:
+    """Result rows (frame, id, x, y, w, h, class) with score 1, listed in the folder's sidecar with ``classes``
+    (the project's own result files), or without sidecar (another tracker's file) when ``classes`` is None."""
     m = np.array(rows, float).reshape(-1, 7)
     write_results(path, m[:, 0], m[:, 1], m[:, 2:6], np.ones(len(m)), m[:, 6])
+    if classes is not None:
+        write_sidecar(path.parent, classes, [path.stem])
 
 
 def run(tmp_path: Path, gt_rows, trk_rows, length: int, **kw) -> dict:
@@ -152,9 +157,37 @@ def test_per_class_and_detection_averaged_combination(tmp_path):
     assert comb["DetA"] == pytest.approx(100 * length / (length + length + length))
 
 
-def test_only_classes_with_ground_truth_are_scored_by_default(tmp_path):
+def test_classes_with_ground_truth_or_predictions_are_scored_by_default(tmp_path):
     res = run(tmp_path, [line(1, 1)], [track(1, 1)], 1)
-    assert list(res["per_class"]) == ["person"]
+    assert list(res["per_class"]) == ["person"] and res["protocol"] == "unified"
+
+
+def test_predictions_of_a_class_absent_from_the_ground_truth_are_false_positives(tmp_path):
+    """Two vehicle predictions on a person-only set: vehicle FP = 2 and combined FP = 2 (MOTA = (1 - 0 - 2) / 1)."""
+    res = run(tmp_path, [line(1, 1)], [track(1, 1), track(1, 5, (300, 300, 60, 30), cls=2),
+                                       track(1, 6, (400, 300, 60, 30), cls=2)], 1)
+    assert sorted(res["per_class"]) == ["person", "vehicle"]
+    vehicle, comb = res["per_class"]["vehicle"], res["combined"]
+    assert (vehicle["GT_Dets"], vehicle["FP"], comb["FP"], comb["TP"]) == (0, 2, 2, 1)
+    assert comb["MOTA"] == pytest.approx(100 * (1 - 2) / 1)
+
+
+def test_another_trackers_file_is_never_read_as_classes(tmp_path):
+    """Column 8 of a file no sidecar covers is a world coordinate: a 0 there (as MOTChallenge files have) does not
+    make the rows class 0; with one class scored every row counts, with several the file is refused."""
+    make_seq(tmp_path / "gt", "s1", [line(1, 1)], 1)
+    write_tracks(tmp_path / "res" / "s1.txt", [track(1, 1, cls=0)], classes=None)
+    assert evaluate_mot(tmp_path / "gt", tmp_path / "res", classes=CLASSES)["combined"]["TP"] == 1
+    make_seq(tmp_path / "gt2", "s1", [line(1, 1), line(1, 2, (300, 300, 100, 50), cls=2)], 1)
+    with pytest.raises(EvaluationError, match="--result-classes"):
+        evaluate_mot(tmp_path / "gt2", tmp_path / "res", classes=CLASSES)
+    with pytest.raises(EvaluationError, match=r"s1\.txt:1: class 0 is not in the class list of --result-classes"):
+        evaluate_mot(tmp_path / "gt2", tmp_path / "res", classes=CLASSES, result_classes=["person", "vehicle"])
+    write_tracks(tmp_path / "res" / "s1.txt", [track(1, 1, cls=7), track(1, 2, (300, 300, 100, 50), cls=9)],
+                 classes=None)  # another tracker's own class ids, declared on the command line
+    declared = evaluate_mot(tmp_path / "gt2", tmp_path / "res", classes=CLASSES,
+                            result_classes=[*"abcdef", "person", "h", "vehicle"])
+    assert declared["combined"]["TP"] == 2 and declared["combined"]["FP"] == 0
 
 
 def test_empty_tracker_output(tmp_path):
@@ -259,7 +292,7 @@ def test_mottable_by_frame_groups_rows():
 def make_build(root: Path) -> Path:
     build = root / "build"
     (build / "val").mkdir(parents=True)
-    (build / "build_manifest.json").write_text(json.dumps({"classes": CLASSES}))
+    (build / "build_manifest.json").write_text(json.dumps({"classes": CLASSES, "gt_format": GT_FORMAT}))
     make_seq(build / "val", "dancetrack__d1", [line(t, 1) for t in range(1, 4)], 3)
     make_seq(build / "val", "bdd100k__b1", [line(1, 1), line(1, 2, (300, 300, 100, 50), cls=2)], 1)
     write_seqmap(build / "seqmaps" / "val.txt", ["bdd100k__b1", "dancetrack__d1"])
@@ -283,6 +316,7 @@ def test_evaluate_build_groups_val_sets_and_cli_writes_json(tmp_path, capsys):
     for f in res.glob("*.txt"):
         (run_eval / val_set_of(f.stem) / "tracker").mkdir(parents=True, exist_ok=True)
         f.rename(run_eval / val_set_of(f.stem) / "tracker" / f.name)
+        write_sidecar(run_eval / val_set_of(f.stem) / "tracker", CLASSES, [f.stem])
     assert evaluate_build(build, "val", run_eval)["val_sets"] == out
 
 
@@ -333,7 +367,7 @@ def test_evaluate_model_writes_eval_layout_and_metrics(tiny_builds, tmp_path):
 
 @pytest.mark.parametrize("source", ["visdrone", "bdd100k", "dancetrack", "mot17"])
 def test_raw_sources_ground_truth_as_results_scores_100(tiny_raw, tmp_path, source):
-    """--raw evaluation reads each official layout (adapters for visdrone / bdd100k); gt in = perfect out."""
+    """--raw --protocol unified reads each official layout through the adapters; gt in = perfect out."""
     from builder.classmap import ClassMap, default_classmap_path
     from builder.records import WarningCounter
     from builder.sources import get_source
@@ -355,6 +389,29 @@ def test_raw_sources_ground_truth_as_results_scores_100(tiny_raw, tmp_path, sour
         write_tracks(tmp_path / "res" / f"{name}.txt", rows)
     seqmap = write_seqmap(tmp_path / "seqmap.txt", names)
     assert evaluate_main(["--results", str(tmp_path / "res"), "--raw", source, "--root", str(tiny_raw / source),
-                    "--split", split, "--seqmap", str(seqmap), "--json", str(tmp_path / "m.json")]) == 0
+                          "--split", split, "--seqmap", str(seqmap), "--protocol", "unified",
+                          "--json", str(tmp_path / "m.json")]) == 0
     comb = json.loads((tmp_path / "m.json").read_text())["val_sets"][source]["combined"]
     assert comb["HOTA"] == pytest.approx(100.0) and comb["IDSW"] == 0 and comb["GT_Dets"] > 0
+
+
+def test_tables_say_which_protocol_and_builds_take_only_unified(tmp_path, capsys):
+    build = make_build(tmp_path)
+    res = tmp_path / "res"
+    write_tracks(res / "dancetrack__d1.txt", [track(t, 1) for t in range(1, 4)])
+    write_tracks(res / "bdd100k__b1.txt", [track(1, 1)])
+    assert evaluate_main(["--results", str(res), "--build", str(build)]) == 0
+    assert "unified protocol" in capsys.readouterr().out
+    assert evaluate_main(["--results", str(res), "--build", str(build), "--protocol", "official"]) == 2
+    assert "builds are scored with the unified classes" in capsys.readouterr().err
+
+
+def test_a_malformed_sidecar_is_a_clear_error(tmp_path, capsys):
+    build = make_build(tmp_path)
+    res = tmp_path / "res"
+    write_tracks(res / "dancetrack__d1.txt", [track(t, 1) for t in range(1, 4)])
+    write_tracks(res / "bdd100k__b1.txt", [track(1, 1)])
+    (res / "results.json").write_text(json.dumps({"format": "motcurriculum-results-v1", "classes": "person",
+                                                  "sequences": [], "class_column": 8}))
+    assert evaluate_main(["--results", str(res), "--build", str(build)]) == 2
+    assert "results.json: key 'classes' must be a list of names" in capsys.readouterr().err

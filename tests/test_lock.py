@@ -18,7 +18,7 @@ from builder.synth import get_scale, sequence_names
 
 def _frame(boxes, ids, labels, index=1, image="x/000001.jpg") -> FrameRecord:
     n = len(ids)
-    return FrameRecord(index, Path(image), np.asarray(boxes, np.float32).reshape(n, 4), np.asarray(ids, np.int64),
+    return FrameRecord(index, Path(image), np.asarray(boxes, np.float64).reshape(n, 4), np.asarray(ids, np.int64),
                        np.asarray(labels, np.int16), np.ones(n, np.float32))
 
 
@@ -81,6 +81,31 @@ def test_lock_refuses_changed_content_without_force(tiny_raw, tmp_path, capsys):
     assert name in err and "0" * 64 in err and good in err
     assert _lock(tiny_raw, path, "--force") == 0
     assert load_manifest(path).val[0].digest == good
+
+
+def test_digests_of_an_older_version_are_refused_naming_the_command(tiny_raw, tmp_path, capsys):
+    """Digest v3 hashes raw boxes (v2: clipped); a manifest of v2 digests (no digest_version key) is refused by
+    lock and build with the command that re-records it, and --force re-records it as v3."""
+    from builder.build import build
+    from builder.manifest import DIGEST_VERSION
+
+    path = tmp_path / "bdd100k.json"
+    assert _lock(tiny_raw, path, "--val", "1", "--test", "1") == 0
+    data = json.loads(path.read_text())
+    assert data["digest_version"] == DIGEST_VERSION == "v3"
+    del data["digest_version"]  # as written before the key existed: v2 digests
+    path.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert _lock(tiny_raw, path) == 2
+    err = capsys.readouterr().err
+    assert "version v2" in err and f"python -m builder lock bdd100k --manifest {path} --force" in err
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f'name = "r"\nseed = 0\nclasses = ["person", "vehicle"]\n[sources.bdd100k]\n'
+                      f'root = "{tiny_raw / "bdd100k"}"\nmanifest = "{path}"\nframe_budget = 4\nclip_length = 2\n')
+    with pytest.raises(BuilderError, match="version v2 .* this builder computes v3"):
+        build(recipe, build_root=tmp_path / "builds")
+    assert _lock(tiny_raw, path, "--force") == 0
+    assert load_manifest(path).digest_version == "v3" and load_manifest(path).stale_digests is None
 
 
 def test_lock_fills_digests_of_a_named_manifest(tiny_raw, tmp_path):

@@ -80,14 +80,14 @@ def all_boxes(seq):
 # -- registry ------------------------------------------------------------------------------------------
 
 def test_registry_lists_builtin_sources():
-    assert sorted(SOURCES) == ["bdd100k", "dancetrack", "mot17", "visdrone"]
+    assert sorted(SOURCES) == ["bdd100k", "dancetrack", "mot15", "mot17", "visdrone"]
     assert all(issubclass(cls, SourceAdapter) and cls.name == name for name, cls in SOURCES.items())
 
 
 def test_unknown_source_lists_available():
     with pytest.raises(NotRegisteredError) as err:
         get_source("kitti")
-    assert str(err.value) == "source 'kitti' is not registered! Available: bdd100k, dancetrack, mot17, visdrone"
+    assert str(err.value) == "source 'kitti' is not registered! Available: bdd100k, dancetrack, mot15, mot17, visdrone"
 
 
 def test_register_refuses_a_taken_name():
@@ -126,7 +126,7 @@ def test_record_dtypes_and_shapes(tmp_path):
     seq = adapter("mot17", tmp_path).read_sequence("train", "s")
     for f in seq.frames:
         n = len(f)
-        assert f.boxes.shape == (n, 4) and f.boxes.dtype == np.float32
+        assert f.boxes.shape == (n, 4) and f.boxes.dtype == np.float64
         assert f.track_ids.shape == (n,) and f.track_ids.dtype == np.int64
         assert f.labels.shape == (n,) and f.labels.dtype == np.int16
         assert f.visibility.shape == (n,) and f.visibility.dtype == np.float32

@@ -181,23 +181,23 @@ def test_null_coordinate_in_json_is_dropped_and_counted(tmp_path):
     assert warnings.as_dict() == {"box_invalid": 1}
 
 
-def test_partly_outside_boxes_are_clipped_and_counted(tmp_path):
+def test_partly_outside_boxes_are_kept_as_annotated_and_counted(tmp_path):
     warnings = WarningCounter()
     gt = f"1,1,-4,-3,10,10,1,1,1\n1,2,{W - 5},{H - 5},10,10,1,1,1\n1,3,10,10,5,5,1,1,1\n"
     src, path = mot_source(tmp_path, gt, warnings=warnings)
     seq = src.read_sequence("train", "seq")
-    assert boxes_of(seq) == [(1, 1, [0, 0, -4 + 10, -3 + 10]), (1, 2, [W - 5, H - 5, W, H]),
+    assert boxes_of(seq) == [(1, 1, [-4, -3, -4 + 10, -3 + 10]), (1, 2, [W - 5, H - 5, W + 5, H + 5]),
                              (1, 3, [10, 10, 15, 15])]
-    assert warnings.as_dict() == {"box_clipped": 2}
-    assert warnings.examples["box_clipped"] == [f"{path}:1"]
+    assert warnings.as_dict() == {"box_partly_outside_frame": 2}
+    assert warnings.examples["box_partly_outside_frame"] == [f"{path}:1"]
 
 
-def test_wholly_outside_boxes_are_dropped_and_counted(tmp_path):
+def test_wholly_outside_boxes_are_kept_and_counted(tmp_path):
     warnings = WarningCounter()
     gt = f"1,1,-20,5,10,10,1,1,1\n1,2,{W},5,10,10,1,1,1\n1,3,5,{H + 1},10,10,1,1,1\n1,4,5,5,10,10,1,1,1\n"
     src, _ = mot_source(tmp_path, gt, warnings=warnings)
     seq = src.read_sequence("train", "seq")
-    assert [t for _, t, _ in boxes_of(seq)] == [4]
+    assert [t for _, t, _ in boxes_of(seq)] == [1, 2, 3, 4]
     assert warnings.as_dict() == {"box_outside_frame": 3}
 
 
@@ -252,15 +252,20 @@ def test_empty_gt_file_gives_frames_without_boxes(tmp_path):
     assert seq.num_frames == 5 and seq.has_gt and all(len(f) == 0 for f in seq.frames)
 
 
-def test_sanitised_boxes_lie_inside_the_frame(tmp_path):
+def test_sanitised_boxes_are_the_raw_boxes_exactly(tmp_path):
+    """Random float boxes, many leaving the frame: every valid box comes back bit for bit (x2 = x + w in
+    float64, as TrackEval computes it), none is clipped; invalid sizes are dropped and counted."""
     rng = np.random.default_rng(0)
     xywh = rng.uniform(-60, 160, size=(200, 4))
-    gt = "".join(f"{i // 20 + 1},{i},{x},{y},{w},{h},1,1,1\n" for i, (x, y, w, h) in enumerate(xywh))
-    src, _ = mot_source(tmp_path, gt, seq_length=10)
+    gt = "".join(f"{i // 20 + 1},{i},{x!r},{y!r},{w!r},{h!r},1,1,1\n" for i, (x, y, w, h) in enumerate(xywh.tolist()))
+    warnings = WarningCounter()
+    src, _ = mot_source(tmp_path, gt, seq_length=10, warnings=warnings)
     boxes = np.concatenate([f.boxes for f in src.read_sequence("train", "seq").frames])
-    assert boxes.size and (boxes[:, 0] >= 0).all() and (boxes[:, 2] <= W).all()
-    assert (boxes[:, 1] >= 0).all() and (boxes[:, 3] <= H).all()
-    assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()
+    valid = (xywh[:, 2] > 0) & (xywh[:, 3] > 0)
+    want = np.concatenate([xywh[valid, :2], xywh[valid, :2] + xywh[valid, 2:]], axis=1)
+    assert boxes.dtype == np.float64 and np.array_equal(boxes, want)
+    assert warnings.counts["box_invalid"] == int((~valid).sum())
+    assert warnings.counts["box_partly_outside_frame"] + warnings.counts["box_outside_frame"] > 0
 
 
 @pytest.mark.parametrize("source", ["mot17", "visdrone", "bdd100k"])

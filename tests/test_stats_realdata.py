@@ -31,6 +31,8 @@ def test_mot17_mini_counts():
     assert train["missing_images"] == 0 and train["sequences_without_gt"] == 0
     # every sequence's seqLength disagrees with its image count: one warning each
     assert train["warnings"]["seqinfo_mismatch"] == 7
+    # boxes leaving the frame are counted, not clipped: the boxes above are the raw ones
+    assert train["warnings"]["box_partly_outside_frame"] == 98 and "box_outside_frame" not in train["warnings"]
 
 
 @needs_realdata
@@ -82,5 +84,5 @@ def test_render_stats_has_a_row_per_split(tmp_path):
 
 
 def test_unknown_source():
-    with pytest.raises(NotRegisteredError, match="Available: bdd100k, dancetrack, mot17, visdrone"):
+    with pytest.raises(NotRegisteredError, match="Available: bdd100k, dancetrack, mot15, mot17, visdrone"):
         compute_stats("kitti", ".")

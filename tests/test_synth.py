@@ -365,7 +365,7 @@ def test_every_adapter_reads_the_output(root: Path) -> None:
                 for frame in seq.frames:
                     counts += np.bincount(frame.labels, minlength=3)[:3]
         # MOT17 boxes are written unclipped (as MOT17's are): clipping them is the only warning.
-        assert set(warnings.as_dict()) <= ({"box_clipped"} if source == "mot17" else set()), (source, warnings)
+        assert set(warnings.as_dict()) <= ({"box_partly_outside_frame"} if source == "mot17" else set()), (source, warnings)
         assert counts[1] > 0, source
         if source in ("bdd100k", "visdrone"):
             assert counts[2] > 0 and counts[0] > 0, source

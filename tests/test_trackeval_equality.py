@@ -23,35 +23,12 @@ from builder.formats.motchallenge import (
     write_results,
     write_seqmap,
 )
-from train.evaluate.benchmarks import evaluate_raw, trackeval_mot17_reference
+from train.evaluate.benchmarks import evaluate_raw
+from train.evaluate.reference import perturbed_mot_table, trackeval_mot17_reference
 from train.evaluate.scoring import MOT17_RULES, SequenceData, evaluate_sequences
 
 MOT17_MINI = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata" / "mot17-mini" / "train"
 TRACKER = "perturbed"
-
-
-def perturb(gt: MotTable, rng: np.random.Generator) -> MotTable:
-    """A plausible tracker output from gt: every row (distractors too), jittered, some dropped / swapped / added."""
-    keep = rng.random(len(gt)) > 0.1
-    out = gt.select(keep)
-    out.boxes = out.boxes + rng.normal(0, 4, out.boxes.shape)
-    out.boxes[:, 2:] = np.maximum(out.boxes[:, 2:], 2)
-    ids = out.ids.copy()
-    uniq = np.unique(ids)
-    if len(uniq) >= 2:  # swap two identities from the middle frame on: ID switches
-        a, b = uniq[:2]
-        late = out.frames >= np.median(out.frames)
-        ids[late & (out.ids == a)], ids[late & (out.ids == b)] = b, a
-    out.ids = ids + 1000
-    n_fp = max(3, len(out) // 10)
-    fp_frames = rng.choice(np.unique(gt.frames), n_fp)
-    fp = MotTable.from_matrix(np.column_stack([
-        fp_frames, 5000 + np.arange(n_fp), rng.uniform(0, 1500, (n_fp, 2)), rng.uniform(20, 120, (n_fp, 2)),
-        np.full(n_fp, 0.5), np.ones(n_fp)]))
-    rows = np.concatenate([np.column_stack([out.frames, out.ids, out.boxes, rng.uniform(0.3, 1, len(out)),
-                                            np.ones(len(out))]), np.column_stack([
-        fp.frames, fp.ids, fp.boxes, fp.conf, fp.classes])])
-    return MotTable.from_matrix(rows)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +44,7 @@ def layout(tmp_path_factory) -> Path:
         (dst / "gt").mkdir(parents=True)
         shutil.copy(MOT17_MINI / seq / "seqinfo.ini", dst / "seqinfo.ini")
         shutil.copy(MOT17_MINI / seq / "gt" / "gt.txt", dst / "gt" / "gt.txt")
-        t = perturb(read_mot_file(dst / "gt" / "gt.txt"), rng)
+        t = perturbed_mot_table(read_mot_file(dst / "gt" / "gt.txt"), rng)
         write_results(root / "trackers" / "MOT17-train" / TRACKER / "data" / f"{seq}.txt", t.frames, t.ids,
                       t.boxes, t.conf, t.classes)
     write_seqmap(root / "gt" / "seqmaps" / "MOT17-train.txt", seqs)
@@ -92,7 +69,7 @@ def expected(fields: dict) -> dict:
 def test_equals_trackeval_runner(layout):
     official = run_trackeval(layout)
     ours = evaluate_raw("mot17", layout / "gt" / "MOT17-train" / "..", "MOT17-train",
-                        layout / "trackers" / "MOT17-train" / TRACKER / "data", classes=["person", "vehicle"],
+                        layout / "trackers" / "MOT17-train" / TRACKER / "data",
                         seqmap=layout / "gt" / "seqmaps" / "MOT17-train.txt")["val_sets"]["mot17"]
     want = expected(official["COMBINED_SEQ"])
     assert want["IDSW"] > 0 and want["FP"] > 0 and want["FN"] > 0  # the perturbation exercises the metrics

@@ -70,6 +70,18 @@ def test_train_transform_moves_boxes_with_the_image():
         make_transform("mosaic")
 
 
+def test_training_targets_are_clipped_at_load_time():
+    """A build keeps raw boxes (issue 9); the transforms clip them to the image and drop what leaves it."""
+    image = torch.zeros(3, 100, 200, dtype=torch.uint8)
+    target = {"boxes": torch.tensor([[-30.0, 20.0, 50.0, 130.0], [210.0, 10.0, 260.0, 60.0], [10.0, 10.0, 20.0, 20.0]]),
+              "labels": torch.tensor([1, 2, 1]), "track_ids": torch.tensor([7, 8, 9]),
+              "ignore": torch.tensor([[150.0, -10.0, 230.0, 40.0]])}
+    _, out = make_transform("none", mask_ignore=False)(image, target)
+    assert out["boxes"].tolist() == [[0.0, 20.0, 50.0, 100.0], [10.0, 10.0, 20.0, 20.0]]
+    assert out["labels"].tolist() == [1, 1] and out["track_ids"].tolist() == [7, 9]  # the box right of the image
+    assert out["ignore"].tolist() == [[150.0, 0.0, 200.0, 40.0]]
+
+
 def test_ignore_regions_are_masked_except_where_positives_are():
     image = torch.zeros(3, 10, 10)
     image[:, :, 5:] = 1.0  # mean 0.5
@@ -135,8 +147,20 @@ def test_tracking_metrics_pick_the_best_checkpoint_and_gate_the_stage(build_root
     assert history[0]["val"]["val/HOTA"] == pytest.approx(history[0]["val"]["val/bdd100k/HOTA"])
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["stage"] == 1 and set(metrics["val_sets"]) == {"bdd100k", "dancetrack"}
+    # the locked test sets are scored too (never for selection), and the tiny dancetrack val split, locked whole as
+    # 2 val + 2 test sequences, is reported as the official split with the official (TrackEval MOT17) rules, but
+    # not called comparable: the published DanceTrack val has 25 sequences
+    assert set(metrics["test_sets"]) == {"bdd100k", "dancetrack"}
+    assert (run / "eval_test" / "dancetrack" / "tracker" / "results.json").is_file()
+    union = metrics["official_splits"]["dancetrack"]
+    assert (union["split"], union["sequences"], union["protocol"]) == ("val", 4, "official")
+    assert "the published split has 25: not comparable" in union["label"]
+    assert list(union["per_class"]) == ["pedestrian"]
+    assert union["combined"]["GT_Dets"] == sum(metrics[k]["dancetrack"]["per_class"]["person"]["GT_Dets"]
+                                               for k in ("val_sets", "test_sets"))
     report = (run / "report.md").read_text()
     assert "loss_classifier" in report and "Regression" in report
+    assert "## Locked test sets" in report and "official DanceTrack protocol on all 4 sequences" in report
     best_ckpt = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)["state_dict"]
     best_pth = state_of(run / "best_model.pth")
     assert all(torch.equal(best_pth[k], best_ckpt[f"model.{k}"]) for k in best_pth)  # best.ckpt's weights

@@ -260,7 +260,8 @@ class MotTable:
         return [order[bounds[t]:bounds[t + 1]] for t in range(num_frames)]
 
 
-def read_mot_file(path: Path | str, *, finite_boxes: bool = True, min_columns: int = MIN_COLUMNS) -> MotTable:
+def read_mot_file(path: Path | str, *, finite_boxes: bool = True, min_columns: int = MIN_COLUMNS,
+                  class_column: bool = True) -> MotTable:
     """Read a MOTChallenge text file (``gt.txt``, ``det.txt`` or a tracker result) into a :class:`MotTable`.
 
     Rows have 6 to 10 columns (:data:`MOT_COLUMNS`); an empty file gives an empty table.
@@ -269,6 +270,9 @@ def read_mot_file(path: Path | str, *, finite_boxes: bool = True, min_columns: i
         finite_boxes: reject NaN / inf in frame,id,x,y,w,h and conf (scoring needs finite numbers); the
             builder's adapters pass False and drop such boxes with a counted warning instead.
         min_columns: fewest columns a row may have (ground truth needs 9: conf, class, visibility).
+        class_column: False where columns 8-10 are not class and visibility but world coordinates x, y, z
+            (MOT15 ground truth; MOTChallenge result files, whose format defines them so): they are not read,
+            ``classes`` is ``NO_CLASS`` and ``visibility`` -1 on every row.
 
     Raises:
         MissingFileError: no such file.
@@ -276,13 +280,13 @@ def read_mot_file(path: Path | str, *, finite_boxes: bool = True, min_columns: i
             (``finite_boxes``) a non-finite value, naming ``file:line``.
     """
     rows = read_numeric_rows(path, MOT_COLUMNS, min_columns=min_columns)
-    check_integral(rows, {"frame": 0, "id": 1, "class": 7})
+    check_integral(rows, {"frame": 0, "id": 1, "class": 7} if class_column else {"frame": 0, "id": 1})
     if finite_boxes:
         bad = ~np.isfinite(rows.values[:, :6]).all(axis=1) | ((rows.widths > 6) & ~np.isfinite(rows.values[:, 6]))
         if bad.any():
             raise FormatError(f"{rows.where(int(np.argmax(bad)))}: non-finite value (NaN or inf) in "
                               "frame,id,x,y,w,h,conf")
-    return MotTable.from_matrix(rows.values, rows.path, rows.lines)
+    return MotTable.from_matrix(rows.values if class_column else rows.values[:, :7], rows.path, rows.lines)
 
 
 def write_results(path: Path | str, frames: np.ndarray, ids: np.ndarray, boxes_xywh: np.ndarray,
@@ -317,7 +321,23 @@ def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
     return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)
 
 
+#: Most ulp steps :func:`xyxy_to_xywh` takes to make ``x + w`` give x2 back.
+_MAX_ULP_STEPS = 4
+
+
 def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
-    """(N, 4) xyxy -> (N, 4) xywh (top-left + size), same units and dtype."""
+    """(N, 4) xyxy -> (N, 4) xywh (top-left + size), same units and dtype.
+
+    ``w = x2 - x1`` nudged by at most a few ulps so that ``x + w`` (what :func:`xywh_to_xyxy`, TrackEval and every
+    MOTChallenge reader compute) gives x2 back bit for bit wherever a float of the dtype reaches it; the same for
+    y. Ground truth written this way reads back exactly (a build's gt.txt, issue 9).
+    """
     b = np.asarray(boxes).reshape(-1, 4)
-    return np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)
+    size = b[:, 2:] - b[:, :2]
+    for _ in range(_MAX_ULP_STEPS):
+        back = b[:, :2] + size
+        bad = back != b[:, 2:]
+        if not bad.any():
+            break
+        size[bad] = np.nextafter(size[bad], np.where(back[bad] < b[:, 2:][bad], np.inf, -np.inf)).astype(size.dtype)
+    return np.concatenate([b[:, :2], size], axis=1)

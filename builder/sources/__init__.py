@@ -16,12 +16,7 @@ Importing this package registers the built-in adapters (``bdd100k``, ``dancetrac
 """
 
 from builder.sources import bdd100k, motchallenge, visdrone  # noqa: F401 - registers the built-in adapters
-from builder.sources.base import (
-    SOURCES,
-    SourceAdapter,
-    get_source,
-    missing_images,
-    register,
-)
+from builder.sources.base import SOURCES, SourceAdapter, get_source, register
+from builder.sources.images import missing_images
 
 __all__ = ["SOURCES", "SourceAdapter", "get_source", "missing_images", "register"]

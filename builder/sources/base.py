@@ -17,8 +17,8 @@ wrong column count                      ``BuilderError`` "<file>:<line>: expecte
 JSON frame/label lacking a key          ``BuilderError`` naming the file, frame and label position and key
 unknown raw category                    ``BuilderError`` naming the file (and line) and the category
 NaN or non-positive box size            box dropped, warning ``box_invalid`` counted
-box partly outside the frame            box clipped to [0, width] x [0, height], warning ``box_clipped``
-box wholly outside the frame            box dropped, warning ``box_outside_frame``
+box partly outside the frame            box kept exactly as annotated, warning ``box_partly_outside_frame``
+box wholly outside the frame            box kept exactly as annotated, warning ``box_outside_frame``
 track id twice in one frame             first box (in file order) kept, later ones dropped, warning
                                         ``duplicate_track_id`` (positives only; ignore regions may share ids)
 frame number outside 1..seqLength       row dropped, warning ``frame_out_of_range``
@@ -31,7 +31,7 @@ BDD100K label file: empty (0 bytes),    ``BuilderError`` naming the file, also i
 not UTF-8, not a list, truncated        (:func:`builder.sources.bdd100k.check_label_bytes`)
 image path leaving the source root      ``BuilderError`` (BDD ``name``, ``imDir``; ``imExt`` like ``.jpg``)
 seqinfo.ini disagreeing with the files  warning ``seqinfo_mismatch``; the files win (image count, header size)
-frame size unknown (no metadata, no     width = height = 0, no clipping, warning ``image_size_unknown``
+frame size unknown (no metadata, no     width = height = 0, no frame checks, warning ``image_size_unknown``
 image)
 unsafe sequence name ('/', '\\', '..',   ``BuilderError`` (:func:`builder.records.check_sequence_name`)
 whitespace, ',', control characters)
@@ -44,13 +44,17 @@ header no reader knows, size 0)         (:func:`check_image`) and refuses it; ``
 
 Warnings go to the adapter's :class:`builder.records.WarningCounter`, each with a ``file:line`` (or ``file
 frame N``) example.
+
+Boxes are never clipped or rounded: evaluation ground truth must be the benchmark's own (TrackEval and the
+official toolkits score boxes that leave the frame as they are), so records carry the raw boxes and the
+out-of-frame ones are only counted (``stats`` and ``build_manifest.json`` report the counts). Training clips
+its targets when it loads them (``train/stage/transforms.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,7 +144,7 @@ class SourceAdapter:
     Args:
         root: the source's raw download folder (e.g. ``data/raw/bdd100k``).
         classmap: the loaded class map (raw category -> unified id / ignore / drop).
-        warnings: counter that receives every warning (``box_clipped``, ``seqinfo_mismatch``, ...).
+        warnings: counter that receives every warning (``box_partly_outside_frame``, ``seqinfo_mismatch``, ...).
 
     Raises:
         BuilderError: ``root`` is not a directory, or a class-map rule reads an attribute this source lacks.
@@ -235,7 +239,7 @@ class SourceAdapter:
             width, height: frame size in pixels; 0 when unknown (then no frame checks are made).
 
         Returns:
-            The kept rows, clipped to the frame, in their original order.
+            The kept rows, boxes unchanged (never clipped), in their original order.
         """
         rows = rows.take(rows.targets != DROP)
         negative = (rows.track_ids < 0) & (rows.targets > 0)
@@ -245,10 +249,7 @@ class SourceAdapter:
         invalid = ~np.isfinite(b).all(axis=1) | ~(b[:, 2] > b[:, 0]) | ~(b[:, 3] > b[:, 1])
         rows = self._drop(rows, invalid, "box_invalid")
         if width > 0 and height > 0:
-            b = rows.boxes
-            outside = (b[:, 2] <= 0) | (b[:, 3] <= 0) | (b[:, 0] >= width) | (b[:, 1] >= height)
-            rows = self._drop(rows, outside, "box_outside_frame")
-            rows = self._clip(rows, width, height)
+            self._count_out_of_frame(rows, width, height)
         return self._drop(rows, duplicate_track_ids(rows.frames, rows.track_ids, rows.targets > 0),
                           "duplicate_track_id")
 
@@ -258,14 +259,15 @@ class SourceAdapter:
         self.warnings.add(kind, rows.where(int(np.argmax(mask))), int(mask.sum()))
         return rows.take(~mask)
 
-    def _clip(self, rows: BoxRows, width: int, height: int) -> BoxRows:
+    def _count_out_of_frame(self, rows: BoxRows, width: int, height: int) -> None:
+        """Count boxes wholly (``box_outside_frame``) and partly (``box_partly_outside_frame``) outside the
+        frame [0, width] x [0, height]; the boxes stay as annotated."""
         b = rows.boxes
-        partly = (b[:, 0] < 0) | (b[:, 1] < 0) | (b[:, 2] > width) | (b[:, 3] > height)
-        if partly.any():
-            self.warnings.add("box_clipped", rows.where(int(np.argmax(partly))), int(partly.sum()))
-            np.clip(b[:, 0::2], 0, width, out=b[:, 0::2])
-            np.clip(b[:, 1::2], 0, height, out=b[:, 1::2])
-        return rows
+        outside = (b[:, 2] <= 0) | (b[:, 3] <= 0) | (b[:, 0] >= width) | (b[:, 1] >= height)
+        partly = ~outside & ((b[:, 0] < 0) | (b[:, 1] < 0) | (b[:, 2] > width) | (b[:, 3] > height))
+        for kind, mask in (("box_outside_frame", outside), ("box_partly_outside_frame", partly)):
+            if mask.any():
+                self.warnings.add(kind, rows.where(int(np.argmax(mask))), int(mask.sum()))
 
     def frame_records(self, rows: BoxRows, indices: Sequence[int], images: Sequence[Path]) -> list[FrameRecord]:
         """Split sanitised rows into one :class:`FrameRecord` per entry of ``indices`` (sorted, 1-based).
@@ -275,7 +277,7 @@ class SourceAdapter:
         """
         order = np.argsort(rows.frames, kind="stable")
         frames = rows.frames[order]
-        boxes = rows.boxes[order].astype(np.float32)
+        boxes = rows.boxes[order].astype(np.float64)
         tids = rows.track_ids[order]
         labels = rows.targets[order]
         vis = rows.visibility[order]
@@ -324,76 +326,3 @@ def duplicate_track_ids(frames: np.ndarray, track_ids: np.ndarray, among: np.nda
     return dup
 
 
-def list_frame_images(folder: Path, ext: str | None = None) -> tuple[dict[int, str], int, str | None]:
-    """Image files named by frame number in ``folder`` (e.g. ``000001.jpg``), without opening them.
-
-    Args:
-        folder: image folder; a missing folder gives no images.
-        ext: extension with the dot to accept (``.jpg``); ``None`` accepts the most common one.
-
-    Returns:
-        ``(images, digits, ext)``: frame number (int) -> file name, the zero-padded digit count of the names
-        (0 when there are none) and the extension found.
-    """
-    try:
-        names = [e.name for e in os.scandir(folder) if e.is_file()]
-    except (FileNotFoundError, NotADirectoryError):
-        return {}, 0, ext
-    stems = [os.path.splitext(n) for n in names]
-    stems = [(s, e) for s, e in stems if s.isdigit()]
-    if ext is None and stems:
-        exts = [e.lower() for _, e in stems]
-        ext = max(sorted(set(exts)), key=exts.count)
-    chosen = [(s, e) for s, e in stems if ext is not None and e.lower() == ext.lower()]
-    images = {int(s): s + e for s, e in chosen}
-    digits = len(chosen[0][0]) if chosen else 0
-    return images, digits, ext
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) in pixels of an image, read from its header only (Pillow opens lazily).
-
-    Raises:
-        BuilderError: the file is not a readable image.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return int(im.size[0]), int(im.size[1])
-    except (OSError, UnidentifiedImageError) as err:
-        raise BuilderError(f"{path}: cannot read the image header ({err})") from None
-
-
-def check_image(path: Path) -> tuple[int, int] | str:
-    """(width, height) of the image file at ``path``, or why it cannot be trained on: missing, empty (0 bytes),
-    a header no image reader recognises, or a width or height of 0. Only the header is read (Pillow opens
-    lazily), so a build or ``verify`` can check every frame; a symlink is followed."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        if os.stat(path).st_size == 0:
-            return "empty file (0 bytes)"
-        with Image.open(path) as im:
-            width, height = im.size
-    except FileNotFoundError:
-        return "missing"
-    except (OSError, UnidentifiedImageError, ValueError) as err:
-        return f"unreadable image header ({err})"
-    return (int(width), int(height)) if width > 0 and height > 0 else f"image size {width}x{height}"
-
-
-def missing_images(sequence: SequenceRecord) -> list[int]:
-    """Frame indices of ``sequence`` whose image file does not exist (one directory listing per folder)."""
-    listing: dict[Path, set[str]] = {}
-    missing = []
-    for frame in sequence.frames:
-        folder = frame.image.parent
-        if folder not in listing:
-            try:
-                listing[folder] = set(os.listdir(folder))
-            except (FileNotFoundError, NotADirectoryError):
-                listing[folder] = set()
-        if frame.image.name not in listing[folder]:
-            missing.append(frame.index)
-    return missing

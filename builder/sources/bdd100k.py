@@ -34,7 +34,8 @@ import numpy as np
 from builder.errors import BuilderError, FormatError
 from builder.formats.files import read_json
 from builder.records import SequenceRecord, check_sequence_name, inside_root
-from builder.sources.base import BoxRows, SourceAdapter, gc_paused, image_size, register
+from builder.sources.base import BoxRows, SourceAdapter, gc_paused, register
+from builder.sources.images import image_size
 
 #: Frame size of every BDD100K video, used when no image exists to read it from.
 BDD_SIZE = (1280, 720)

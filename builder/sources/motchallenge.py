@@ -1,4 +1,5 @@
-"""MOTChallenge-layout sources: ``mot17`` (MOT17, MOT20 and any MOTChallenge set) and ``dancetrack``.
+"""MOTChallenge-layout sources: ``mot17`` (MOT16, MOT17, MOT20), ``mot15`` (2DMOT2015: no class column) and
+``dancetrack``.
 
 Raw layout under the adapter's root (as the official downloads unpack)::
 
@@ -12,7 +13,7 @@ whose seqinfo.ini keeps the full seqLength, e.g. 600, while img1 holds only the 
 
 - images exist: the frames are the union of the image files and the frames named in gt.txt, limited to
   ``1..seqLength``. A gt frame without its image file stays a frame whose image is missing
-  (:func:`builder.sources.base.missing_images` lists it; ``stats`` counts it, ``build`` refuses it).
+  (:func:`builder.sources.images.missing_images` lists it; ``stats`` counts it, ``build`` refuses it).
 - no image exists (labels-only download): frames ``1..seqLength`` (every one a missing image), or the gt
   frames when there is no seqinfo.ini either.
 
@@ -33,18 +34,15 @@ import numpy as np
 from builder.errors import BuilderError
 from builder.formats.motchallenge import SeqInfo, read_mot_file, read_seqinfo, xywh_to_xyxy
 from builder.records import SequenceRecord, check_sequence_name, inside_root
-from builder.sources.base import (
-    BoxRows,
-    SourceAdapter,
-    image_size,
-    list_frame_images,
-    register,
-)
+from builder.sources.base import BoxRows, SourceAdapter, register
+from builder.sources.images import image_size, list_frame_images
 
 #: What seqinfo.ini's imExt may be: a dot and up to 8 letters or digits (image names are <frame><imExt>).
 _IMAGE_EXT = re.compile(r"\.[A-Za-z0-9]{1,8}")
 #: Columns a gt.txt row must have: frame,id,x,y,w,h,conf,class,visibility (a 10th is allowed and unused).
 GT_COLUMNS = 9
+#: Raw category of every MOT15 box: MOT15 has no class column (columns 8-10 are world coordinates x, y, z).
+MOT15_CATEGORY = 1
 _OFFICIAL_SPLITS = ("train", "val", "test")
 
 
@@ -52,6 +50,11 @@ class MOTChallengeSource(SourceAdapter):
     """Adapter for the MOTChallenge layout (see the module docstring). Subclasses set the defaults."""
 
     attributes = ("conf", "visibility")
+    #: Whether gt.txt column 8 is a class (MOT16/17/20, DanceTrack); False for MOT15, whose columns 8-10 are
+    #: world coordinates: every row is then category :data:`MOT15_CATEGORY` and visibility 1.0.
+    class_column = True
+    #: Fewest columns a gt.txt row may have.
+    gt_columns = GT_COLUMNS
     #: Zero-padded digits of image names when no image exists to count them.
     default_digits = 6
     #: Frames per second when seqinfo.ini gives none (the MOT17/DanceTrack videos are mostly 30 fps).
@@ -106,11 +109,12 @@ class MOTChallengeSource(SourceAdapter):
                               has_gt=gt_path.is_file())
 
     def _read_gt(self, path: Path) -> BoxRows:
-        table = read_mot_file(path, finite_boxes=False, min_columns=GT_COLUMNS)
+        table = read_mot_file(path, finite_boxes=False, min_columns=self.gt_columns, class_column=self.class_column)
         lines = table.lines
-        attributes = {"conf": table.conf, "visibility": table.visibility}
-        targets = self.resolve_int_categories(table.classes, attributes, lambda row: f"{path}:{int(lines[row])}")
-        visibility = np.asarray(table.visibility, np.float64)
+        categories = table.classes if self.class_column else np.full(len(table), MOT15_CATEGORY, np.int64)
+        visibility = np.asarray(table.visibility, np.float64) if self.class_column else np.ones(len(table))
+        attributes = {"conf": table.conf, "visibility": visibility}
+        targets = self.resolve_int_categories(categories, attributes, lambda row: f"{path}:{int(lines[row])}")
         outside = ~((visibility >= 0.0) & (visibility <= 1.0))  # NaN included
         if outside.any():
             self.warnings.add("visibility_out_of_range", f"{path}:{int(lines[np.argmax(outside)])}", int(outside.sum()))
@@ -156,6 +160,16 @@ class MOT17Source(MOTChallengeSource):
     def video_key(self, name: str) -> str:
         """``MOT17-02-DPM``, ``MOT17-02-FRCNN`` and ``MOT17-02-SDP`` -> ``MOT17-02`` (one video, three copies)."""
         return _MOT17_DETECTOR_SUFFIX.sub("", name)
+
+
+@register("mot15")
+class MOT15Source(MOT17Source):
+    """MOT15 (2DMOT2015 layout): gt.txt rows ``frame,id,x,y,w,h,conf,x,y,z`` where columns 8-10 are world
+    coordinates (-1 in 2D), not a class: every box is category ``"1"`` (a pedestrian), conf 0 = not considered,
+    as TrackEval's ``MotChallenge2DBox`` with ``BENCHMARK = MOT15`` reads them."""
+
+    class_column = False
+    gt_columns = 7
 
 
 @register("dancetrack")

@@ -29,13 +29,8 @@ import numpy as np
 from builder.errors import BuilderError
 from builder.formats.text_rows import check_integral, read_numeric_rows
 from builder.records import SequenceRecord, check_sequence_name
-from builder.sources.base import (
-    BoxRows,
-    SourceAdapter,
-    image_size,
-    list_frame_images,
-    register,
-)
+from builder.sources.base import BoxRows, SourceAdapter, register
+from builder.sources.images import image_size, list_frame_images
 
 COLUMNS = ("frame", "id", "x", "y", "w", "h", "score", "category", "truncation", "occlusion")
 #: Frames per second assumed for every VisDrone2019-MOT sequence (none is published).

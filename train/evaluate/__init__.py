@@ -1,1 +1,1 @@
-"""Evaluation: TrackEval metrics with each benchmark's preprocessing, COCO detection AP, scoring a model on a build."""
+"""Evaluation: one protocol per benchmark (official or unified), TrackEval metrics, COCO AP, a model's locked sets."""

@@ -1,6 +1,7 @@
 """Box overlap and one-to-one matching with TrackEval's arithmetic, shared by the scorer and the video review.
 
-Boxes are (N, 4) xywh pixels (top-left corner + size), as MOTChallenge files hold them.
+Boxes are (N, 4) xywh pixels (top-left corner + size), as MOTChallenge files hold them, or xyxy pixels where a
+function says so (BDD100K's box2d).
 """
 
 from __future__ import annotations
@@ -17,13 +18,24 @@ EPS = np.finfo("float").eps
 def box_iou_xywh(a: np.ndarray, b: np.ndarray, ioa: bool = False) -> np.ndarray:
     """IoU (or intersection over the area of ``a`` when ``ioa``) of (N, 4) and (M, 4) xywh boxes -> (N, M).
 
-    The same arithmetic as TrackEval's ``_calculate_box_ious`` (degenerate boxes give 0), so that scores
-    equal TrackEval's to the last bit.
+    The same arithmetic as TrackEval's ``_calculate_box_ious`` with ``box_format='xywh'`` (x2 = x + w, then
+    :func:`box_iou_xyxy`; degenerate boxes give 0), so that scores equal TrackEval's to the last bit.
     """
     a = np.array(a, np.float64).reshape(-1, 4)
     b = np.array(b, np.float64).reshape(-1, 4)
     a[:, 2:] += a[:, :2]
     b[:, 2:] += b[:, :2]
+    return box_iou_xyxy(a, b, ioa)
+
+
+def box_iou_xyxy(a: np.ndarray, b: np.ndarray, ioa: bool = False) -> np.ndarray:
+    """IoU (or intersection over the area of ``a`` when ``ioa``) of (N, 4) and (M, 4) xyxy boxes -> (N, M).
+
+    TrackEval's ``_calculate_box_ious`` with ``box_format='x0y0x1y1'`` (its BDD100K dataset): areas
+    ``(x2 - x1) * (y2 - y1)``, no +1.
+    """
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
     lo = np.minimum(a[:, None, :], b[None, :, :])
     hi = np.maximum(a[:, None, :], b[None, :, :])
     inter = np.maximum(lo[..., 2] - hi[..., 0], 0) * np.maximum(lo[..., 3] - hi[..., 1], 0)

@@ -3,10 +3,15 @@
 For every val set (the ``<source>__`` prefix of a build split's sequence folders) the detector runs over
 every frame (eval mode, no grad, frames batched), the ByteTrack-style tracker links the detections, and
 
-- ``<out_dir>/<val set>/tracker/<seq>.txt`` holds the MOTChallenge result files,
-- ``<out_dir>/<val set>/metrics.json`` holds ``{"combined", "per_class", "per_sequence", "detection"}``:
-  HOTA / CLEAR / Identity from :mod:`train.evaluate.scoring` (the source benchmark's preprocessing) and COCO
-  detection AP from :mod:`train.evaluate.coco` on the build's ``annotations/<split>.json``.
+- ``<out_dir>/<val set>/tracker/<seq>.txt`` holds the MOTChallenge result files, and ``tracker/results.json`` the
+  sidecar naming their class column (:mod:`train.evaluate.result_files`),
+- ``<out_dir>/<val set>/metrics.json`` holds ``{"protocol", "protocol_label", "combined", "per_class",
+  "per_sequence", "warnings", "detection"}``: HOTA / CLEAR / Identity with the unified protocol
+  (:mod:`train.evaluate.results`; the source benchmark's ignore rule) and COCO detection AP from
+  :mod:`train.evaluate.coco` on the build's ``annotations/<split>.json``.
+
+A build written by an older builder (no ``gt_format``: clipped ground truth) is refused before anything runs.
+The split may be ``test`` (the locked test sets, :mod:`train.evaluate.locked`).
 
 Usage (from Python; the CLI equivalents are ``python -m train.track`` then ``python -m train.evaluate``)::
 
@@ -27,7 +32,9 @@ from builder.formats.build_layout import build_classes, split_val_sets
 from builder.formats.files import write_json
 from train.errors import EvaluationError
 from train.evaluate.coco import detections_to_coco, evaluate_detections, image_ids_by_frame, load_coco
-from train.evaluate.results import evaluate_mot, rules_for_source
+from train.evaluate.result_files import write_sidecar
+from train.evaluate.results import check_build_ground_truth, evaluate_mot
+from train.evaluate.unified import rules_for_source
 from train.track.runner import DEFAULT_BATCH, TorchDetector, track_sequence
 
 log = logging.getLogger(__name__)
@@ -50,7 +57,7 @@ class _DetectionCollector:
 
 
 def _track_val_set(coco, names: list[str], out_dir: Path, detect, tracker_params, batch_size, max_frames,
-                  split_dir: Path) -> dict | None:
+                   split_dir: Path, classes: list[str]) -> dict | None:
     """Detect and track every sequence of one val set; return its detection AP (None without a COCO file)."""
     results, image_ids = [], []
     for name in names:
@@ -65,6 +72,7 @@ def _track_val_set(coco, names: list[str], out_dir: Path, detect, tracker_params
         if collector is not None:
             results += collector.results
             image_ids += collector.image_ids
+    write_sidecar(out_dir / "tracker", classes, names)
     if coco is None or not image_ids:
         return None
     return evaluate_detections(coco, results, image_ids=image_ids)
@@ -98,6 +106,7 @@ def evaluate_model(model, build_dir: Path | str, split: str, out_dir: Path | str
         FileNotFoundError / EvaluationError naming the missing or malformed file.
     """
     build_dir, out_dir = Path(build_dir), Path(out_dir)
+    check_build_ground_truth(build_dir)
     classes = list(classes) if classes else build_classes(build_dir)
     ann = build_dir / "annotations" / f"{split}.json"
     coco = load_coco(ann) if ann.is_file() else None
@@ -109,7 +118,7 @@ def evaluate_model(model, build_dir: Path | str, split: str, out_dir: Path | str
         start = time.perf_counter()
         vs_dir = out_dir / vs
         detection = _track_val_set(coco, names, vs_dir, detect, tracker_params, batch_size, max_frames,
-                                  build_dir / split)
+                                   build_dir / split, classes)
         entry = evaluate_mot(build_dir / split, vs_dir / "tracker", classes=classes, seqs=names,
                              rules=rules_for_source(vs), max_frames=max_frames)
         entry["detection"] = detection

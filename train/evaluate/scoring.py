@@ -12,7 +12,10 @@ input the way the benchmarks' own evaluation does (TrackEval's ``get_preprocesse
 * ``crowd`` ignore rule (BDD100K, VisDrone; TrackEval's ``BDD100K``): predictions are matched to the
   class's ground truth the same way; unmatched predictions lying more than 50 % inside an ignore region
   (intersection over the prediction's area > 0.5) are removed.
-* ground truth with conf 0 ("zero marked") and of other classes is removed before scoring.
+* ``none`` (MOT15, and VisDrone after its own ignored-region step, :mod:`train.evaluate.visdrone`): no
+  prediction is removed.
+* ground truth with conf 0 ("zero marked") and of other classes is removed before scoring (MOT15 has no
+  classes: ``class_filter=False`` keeps every conf != 0 box, as TrackEval does for ``BENCHMARK = MOT15``).
 
 Scale and combination: ratios are reported on a 0-100 scale (HOTA 63.2), counts as integers. HOTA, DetA,
 AssA, LocA, DetRe, DetPr, AssRe, AssPr are the mean over TrackEval's 19 localisation thresholds
@@ -20,8 +23,8 @@ AssA, LocA, DetRe, DetPr, AssRe, AssPr are the mean over TrackEval's 19 localisa
 combination (``combine_classes_det_averaged``: counts summed over classes, then the ratios computed),
 the figure TrackEval reports as ``COMBINED`` for multi-class benchmarks.
 
-Missing result files: an error naming every missing file, unless ``allow_missing=True`` (CLI
-``--allow-missing``), which scores a missing file as an empty tracker output and logs a warning.
+Classes are chosen by the caller (a benchmark protocol, :mod:`train.evaluate.protocol`); tracker rows carry the
+protocol's class ids, or -1 where the file has no class column (then only one class may be scored).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import numpy as np
 from builder.errors import FormatError
 from builder.formats.motchallenge import NO_CLASS, MotTable
 from train.errors import ConfigError, EvaluationError
-from train.evaluate.matching import EPS, MATCH_IOU, box_iou_xywh, hungarian_matches
+from train.evaluate.matching import EPS, MATCH_IOU, box_iou_xywh, box_iou_xyxy, hungarian_matches
 from train.evaluate.stats import sequence_stats
 
 #: Keys of a metrics dict, in table order. Ratios on 0-100, counts integers.
@@ -55,19 +58,31 @@ class EvalRules:
     """How ground truth and predictions are prepared before scoring (a benchmark's preprocessing).
 
     Attributes:
-        ignore_rule: ``match`` (MOTChallenge distractor matching) or ``crowd`` (BDD100K ignore regions).
+        ignore_rule: ``match`` (MOTChallenge distractor matching), ``crowd`` (BDD100K ignore regions) or
+            ``none`` (no prediction removed).
         distractor_classes: gt class ids whose boxes are ignore regions / distractors.
         match_all_gt: ``match`` rule only: match predictions against every gt box of the frame, whatever
             its class (MOT17 official) instead of the evaluated class's boxes plus the distractors.
+        class_filter: False where ground truth has no class (MOT15): every conf != 0 gt box is scored.
+        box_format: how the sequences' ``boxes`` columns are to be read: ``xywh`` (MOTChallenge files) or
+            ``xyxy`` (BDD100K's box2d, scored as TrackEval's BDD100K dataset does, without converting).
     """
 
     ignore_rule: str = "match"
     distractor_classes: tuple[int, ...] = (0,)
     match_all_gt: bool = False
+    class_filter: bool = True
+    box_format: str = "xywh"
 
     def __post_init__(self) -> None:
-        if self.ignore_rule not in ("match", "crowd"):
-            raise ConfigError(f"EvalRules: ignore_rule {self.ignore_rule!r} unknown; expected 'match' or 'crowd'")
+        if self.ignore_rule not in ("match", "crowd", "none"):
+            raise ConfigError(f"EvalRules: ignore_rule {self.ignore_rule!r} unknown; expected match, crowd or none")
+        if self.box_format not in ("xywh", "xyxy"):
+            raise ConfigError(f"EvalRules: box_format {self.box_format!r} unknown; expected 'xywh' or 'xyxy'")
+
+    def iou(self, a: np.ndarray, b: np.ndarray, ioa: bool = False) -> np.ndarray:
+        """IoU (IoA) of (N, 4) and (M, 4) boxes in :attr:`box_format` -> (N, M)."""
+        return (box_iou_xyxy if self.box_format == "xyxy" else box_iou_xywh)(a, b, ioa)
 
 
 #: Rules for a project build (class 0 = ignore region) and for the official MOT17 / DanceTrack files.
@@ -115,14 +130,14 @@ class _FrameGt:
 
 def _removed_predictions(gt: _FrameGt, sim: np.ndarray, trk_boxes: np.ndarray, rules: EvalRules) -> np.ndarray:
     """Indices (into the frame's predictions) removed by the ignore rule; ``sim`` = IoU (G, T) of the frame."""
-    if sim.size == 0 or not gt.distractor.any():
+    if sim.size == 0 or not gt.distractor.any() or rules.ignore_rule == "none":
         return np.zeros(0, int)
     if rules.ignore_rule == "match":
         rows, cols = hungarian_matches(sim[gt.pool])
         return cols[gt.distractor[gt.pool][rows]]
     _, cols = hungarian_matches(sim[gt.positive])
     unmatched = np.setdiff1d(np.arange(len(trk_boxes)), cols)
-    ioa = box_iou_xywh(trk_boxes[unmatched], gt.boxes[gt.distractor], ioa=True)
+    ioa = rules.iou(trk_boxes[unmatched], gt.boxes[gt.distractor], ioa=True)
     return unmatched[(ioa > CROWD_IOA + EPS).any(axis=1)]
 
 
@@ -132,8 +147,9 @@ def _tracker_class_mask(seq: SequenceData, cls: int, single_class: bool) -> np.n
     unclassed = seq.tracker.classes == NO_CLASS
     if unclassed.any():
         if not single_class:
-            raise EvaluationError(f"{seq.tracker.source}: rows without a class column (class -1) but several "
-                                  "classes are evaluated; write the class id in column 8")
+            raise EvaluationError(f"{seq.tracker.source}: column 8 is not read as a class (no results.json "
+                                  "sidecar lists this file, and no --result-classes names its class ids) but several "
+                                  "classes are scored; give the class names of column 8 with --result-classes")
         mask |= unclassed
     return mask
 
@@ -177,8 +193,10 @@ def preprocess(seq: SequenceData, cls: int, rules: EvalRules, *, single_class: b
     """
     frames = frames or _Frames(seq.gt.by_frame(seq.num_frames), seq.tracker.by_frame(seq.num_frames))
     trk_mask = _tracker_class_mask(seq, cls, single_class)
-    distractor = np.isin(seq.gt.classes, rules.distractor_classes)
-    positive = (seq.gt.classes == cls) & (seq.gt.conf != 0) & ~distractor
+    distractor = np.isin(seq.gt.classes, rules.distractor_classes) if rules.ignore_rule != "none" \
+        else np.zeros(len(seq.gt), bool)
+    of_class = (seq.gt.classes == cls) if rules.class_filter else np.ones(len(seq.gt), bool)
+    positive = of_class & (seq.gt.conf != 0) & ~distractor
     pool = np.ones_like(positive) if rules.match_all_gt else positive | distractor
     out = {k: [] for k in ("gt_ids", "tracker_ids", "gt_dets", "tracker_dets", "similarity_scores")}
     for g_rows, t_rows in zip(frames.gt, frames.tracker, strict=True):
@@ -186,7 +204,7 @@ def preprocess(seq: SequenceData, cls: int, rules: EvalRules, *, single_class: b
         if not rules.match_all_gt:  # rows of other classes play no part
             g_rows = g_rows[pool[g_rows] | positive[g_rows]]
         frame = _FrameGt(seq.gt.boxes[g_rows], positive[g_rows], distractor[g_rows], pool[g_rows])
-        sim = box_iou_xywh(frame.boxes, seq.tracker.boxes[t_rows])  # every gt x prediction once, as TrackEval
+        sim = rules.iou(frame.boxes, seq.tracker.boxes[t_rows])  # every gt x prediction once, as TrackEval
         keep = np.delete(np.arange(len(t_rows)), _removed_predictions(frame, sim, seq.tracker.boxes[t_rows], rules))
         t_rows, g_keep = t_rows[keep], g_rows[frame.positive]
         out["gt_ids"].append(seq.gt.ids[g_keep])
@@ -280,13 +298,16 @@ def evaluate_sequences(sequences: list[SequenceData], class_ids: dict[str, int],
 
 
 def default_eval_classes(sequences: list[SequenceData], classes: list[str]) -> dict[str, int]:
-    """{name: id} of the classes (ids 1-based in ``classes``) with at least one scored gt box in the sequences.
+    """{name: id} of the classes (ids 1-based in ``classes``) with a scored gt box or a prediction in the sequences.
 
-    Falls back to every class when no gt box is positive (e.g. a val set of empty frames).
+    A class predicted but absent from the ground truth is scored too: its predictions are false positives
+    (TrackEval's BDD100K runner and the official toolkits count them). Falls back to every class when there is
+    neither (e.g. a val set of empty frames and no predictions).
     """
     present = set()
     for seq in sequences:
         present.update(np.unique(seq.gt.classes[seq.gt.conf != 0]).tolist())
+        present.update(np.unique(seq.tracker.classes).tolist())
     chosen = {name: i + 1 for i, name in enumerate(classes) if i + 1 in present}
     return chosen or {name: i + 1 for i, name in enumerate(classes)}
 

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from builder.formats.build_layout import split_val_sets
 from builder.formats.files import read_json
+from train.evaluate.locked import evaluate_locked_sets
 from train.evaluate.model import evaluate_model
 from train.regression.bootstrap import BootstrapConfig
 from train.regression.gate import Regression, compare
@@ -151,7 +152,11 @@ def _evaluate(ctx: StageRun) -> dict | None:
                             tracker_params=dict(cfg.tracker), score_thresh=cfg.eval.score_thresh,
                             device=module.device, val_sets=list(split_val_sets(build_dir, "val")),
                             max_frames=cfg.eval.final_max_frames)
-    return {"stage": cfg.stage.index, "val_sets": result["val_sets"]}
+    locked = evaluate_locked_sets(module.model, build_dir, ctx.run_dir / "eval_test", val_dir=ctx.run_dir / "eval",
+                                  classes=ctx.classes, tracker_params=dict(cfg.tracker),
+                                  score_thresh=cfg.eval.score_thresh, device=module.device,
+                                  max_frames=cfg.eval.final_max_frames)
+    return {"stage": cfg.stage.index, "val_sets": result["val_sets"], **locked}
 
 
 def parent_metrics(ctx: StageRun) -> dict | None:

@@ -1,5 +1,6 @@
 """report.md of a stage run: stopping reason and best metric, each loss component's epoch mean in the first vs the
-last epoch, the tracking metrics per val set, and the regression gate against the parent stage (before, after,
+last epoch, the tracking metrics per val set (then the locked test sets and official splits,
+:func:`train.evaluate.locked.report_lines`), and the regression gate against the parent stage (before, after,
 delta, interval and verdict per val set, class and metric; FORGETTING lines first)."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from builder.formats.files import read_json, write_text_atomic
+from train.evaluate.locked import report_lines as locked_report_lines
 from train.regression.gate import Regression
 from train.regression.render import render_markdown
 from train.stage.records import StopInfo
@@ -45,6 +47,7 @@ def write_report(run_dir: Path, *, stop: StopInfo, metrics: dict | None, regress
                                                      for k in REPORT_METRICS) + " |")
     else:
         lines.append("not evaluated (eval.final=false)")
+    lines += locked_report_lines(metrics or {})
     lines += ["", "## Regression vs the parent stage", ""]
     lines.append(render_markdown(regression) if regression is not None else "no regression table "
                  "(no parent metrics.json or no evaluation)")

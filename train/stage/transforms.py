@@ -67,12 +67,16 @@ class V2Detection:
     """Run a ``torchvision.transforms.v2`` pipeline on (image, target) with positives and ignore regions.
 
     Positives and ignore regions go through v2 as one ``tv_tensors.BoundingBoxes`` (ignore regions with
-    label 0) so they move together; ``SanitizeBoundingBoxes`` then drops boxes that became degenerate
-    (smaller than 1 px) together with their labels and track ids; finally they are split apart again.
+    label 0) so they move together. A build's boxes are the raw annotation's and may leave the frame (issue 9:
+    evaluation ground truth is never clipped), so training targets are clipped here, at load time:
+    ``ClampBoundingBoxes`` clips every box to the (transformed) image, then ``SanitizeBoundingBoxes`` drops
+    boxes that became degenerate (smaller than 1 px, e.g. wholly outside the image) together with their labels
+    and track ids; finally positives and ignore regions are split apart again.
     """
 
     def __init__(self, ops: Sequence) -> None:
-        self.pipeline = v2.Compose([*ops, v2.SanitizeBoundingBoxes(min_size=1.0, labels_getter=_labels_getter)])
+        self.pipeline = v2.Compose([*ops, v2.ClampBoundingBoxes(),
+                                    v2.SanitizeBoundingBoxes(min_size=1.0, labels_getter=_labels_getter)])
 
     def __call__(self, image: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:
         n_ign = target["ignore"].shape[0]

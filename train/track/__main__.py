@@ -65,7 +65,7 @@ def _main(argv: Sequence[str] | None) -> int:
     detect, classes = detector_from_checkpoint(args.checkpoint, args.device, args.score_thresh)
     start = time.perf_counter()
     files = track_split(detect, split_dir, args.out, tracker_params=params, seqs=args.seqs, progress=True,
-                        batch_size=args.batch_size, max_frames=args.max_frames)
+                        batch_size=args.batch_size, max_frames=args.max_frames, classes=classes)
     print(f"wrote {len(files)} result files to {args.out} in {time.perf_counter() - start:.1f} s "
           f"(classes: {', '.join(f'{i + 1}={c}' for i, c in enumerate(classes))})")
     return 0

@@ -1,7 +1,9 @@
 """Run a detector + the ByteTrack-style tracker over MOTChallenge-layout sequences; write result files.
 
 One result file per sequence, ``<out>/<seq>.txt``, rows ``frame,id,x,y,w,h,score,class,-1,-1``
-(1-based frames, xywh pixels, class = unified class id), as ``python -m train.evaluate`` and TrackEval read.
+(1-based frames, xywh pixels, class = unified class id), and the sidecar ``<out>/results.json`` naming the class
+list column 8 refers to (:mod:`train.evaluate.result_files`): column 8 is a world coordinate in other trackers'
+MOTChallenge files, so without the sidecar the evaluation never reads it as a class.
 
 The command line is ``python -m train.track`` (train/track/__main__.py).
 """
@@ -18,6 +20,7 @@ import numpy as np
 
 from builder.formats.motchallenge import list_sequences, read_seqinfo, write_results, xyxy_to_xywh
 from train.errors import ConfigError, TrainError
+from train.evaluate.result_files import write_sidecar
 from train.track.bytetrack import ByteTracker, Tracks
 
 log = logging.getLogger(__name__)
@@ -167,8 +170,9 @@ DetectionHook = Callable[[int, np.ndarray, np.ndarray, np.ndarray], None]
 
 def track_sequence(detect: DetectFn, seq_dir: Path | str, out_file: Path | str, *, tracker_params: dict | None = None,
                    batch_size: int = DEFAULT_BATCH, max_frames: int | None = None,
-                   on_detections: DetectionHook | None = None) -> Path:
-    """Detect and track one sequence folder (``seqinfo.ini``, ``img1/``); write its result file.
+                   on_detections: DetectionHook | None = None, classes: Sequence[str] | None = None) -> Path:
+    """Detect and track one sequence folder (``seqinfo.ini``, ``img1/``); write its result file (and, with
+    ``classes``, list it in the folder's sidecar).
 
     Args:
         detect: see :data:`DetectFn`; if it has a ``batch(images)`` method, frames go through it in batches.
@@ -178,6 +182,8 @@ def track_sequence(detect: DetectFn, seq_dir: Path | str, out_file: Path | str, 
         batch_size: frames per ``detect.batch`` call.
         max_frames: only frames 1..max_frames (quick evaluations during training).
         on_detections: called with every frame's raw detections (e.g. to collect them for detection AP).
+        classes: the detector's class list (label k = ``classes[k - 1]``): recorded in ``results.json`` beside the
+            file, so that column 8 is read as that class. Without it the file reads as another tracker's.
     """
     seq_dir = Path(seq_dir)
     frame_rate, frames = _frames(seq_dir, max_frames)
@@ -188,8 +194,11 @@ def track_sequence(detect: DetectFn, seq_dir: Path | str, out_file: Path | str, 
             on_detections(f, boxes, scores, labels)
         rows.append((f, tracker.update(boxes, scores, labels)))
     frames_col = np.concatenate([np.full(len(t), f) for f, t in rows]) if rows else np.zeros(0)
-    return write_results(out_file, frames_col, _stack(rows, "track_ids"), xyxy_to_xywh(_stack(rows, "boxes")),
-                         _stack(rows, "scores"), _stack(rows, "labels"))
+    out = write_results(out_file, frames_col, _stack(rows, "track_ids"), xyxy_to_xywh(_stack(rows, "boxes")),
+                        _stack(rows, "scores"), _stack(rows, "labels"))
+    if classes is not None:
+        write_sidecar(out.parent, classes, [out.stem])
+    return out
 
 
 def _stack(rows: list[tuple[int, Tracks]], attr: str) -> np.ndarray:
@@ -200,8 +209,9 @@ def _stack(rows: list[tuple[int, Tracks]], attr: str) -> np.ndarray:
 
 def track_split(detect: DetectFn, split_dir: Path | str, out_dir: Path | str, *, tracker_params: dict | None = None,
                 seqs: list[str] | None = None, progress: bool = False, batch_size: int = DEFAULT_BATCH,
-                max_frames: int | None = None) -> list[Path]:
-    """Track every sequence of a split folder (or only ``seqs``); write ``<out_dir>/<seq>.txt`` each.
+                max_frames: int | None = None, classes: Sequence[str] | None = None) -> list[Path]:
+    """Track every sequence of a split folder (or only ``seqs``); write ``<out_dir>/<seq>.txt`` each, and with
+    ``classes`` the sidecar ``<out_dir>/results.json`` (see :func:`track_sequence`).
 
     Returns:
         the result files written, in sequence order.
@@ -223,4 +233,6 @@ def track_split(detect: DetectFn, split_dir: Path | str, out_dir: Path | str, *,
     for name in iterator:
         written.append(track_sequence(detect, split_dir / name, out_dir / f"{name}.txt",
                                       tracker_params=tracker_params, batch_size=batch_size, max_frames=max_frames))
+    if classes is not None:
+        write_sidecar(out_dir, classes, [p.stem for p in written])
     return written
