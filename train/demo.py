@@ -137,7 +137,8 @@ def stage_rows(runs: Path, stages: list[int]) -> dict[str, Row]:
 def per_stage_table(rows: dict[str, Row]) -> Table:
     """Rows = models in order, columns = val set x metric (TrackEval's combined over classes)."""
     val_sets = sorted({vs for row in rows.values() for vs in row.metrics["val_sets"]})
-    table = Table(title="Per-stage tracking metrics on the locked val sets (TrackEval, 0-100)")
+    table = Table(title="Per-stage tracking metrics on the locked val sets (unified protocol: the build's classes, "
+                        "TrackEval metrics, 0-100; not the benchmarks' own figures)")
     table.add_column("model")
     for vs in val_sets:
         for metric in TABLE_METRICS:
