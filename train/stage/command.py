@@ -44,7 +44,7 @@ from omegaconf import DictConfig, OmegaConf
 from builder.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 from train.config import CONF_DIR, compose, one_line
 from train.errors import BAD_INPUT, ConfigError
-from train.stage.distributed import child_argv, export_job, register_resolvers, restore_job
+from train.stage.distributed import child_argv, ddp_job, register_resolvers
 
 #: The stage config group directory.
 STAGE_DIR = CONF_DIR / "stage"
@@ -205,11 +205,8 @@ def hydra_main(cfg: DictConfig) -> float | None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     hydra_cfg = HydraConfig.get()
     # the DDP ranks Lightning starts from this process run this job in this run directory (distributed.child_argv)
-    previous = export_job(list(hydra_cfg.overrides.task), hydra_cfg.runtime.output_dir)
-    try:
+    with ddp_job(list(hydra_cfg.overrides.task), hydra_cfg.runtime.output_dir):
         return run_command(cfg, single=hydra_cfg.mode == RunMode.RUN)
-    finally:
-        restore_job(previous)
 
 
 def run_command(cfg: DictConfig, *, single: bool = True) -> float | None:

@@ -6,7 +6,7 @@ Who starts the ranks (docs: README "Beyond one machine"):
 - one node, ``python -m train ... trainer=ddp trainer.devices=N``: Lightning's subprocess launcher starts ranks
   1..N-1 as ``python -m train <the same command line>`` with ``LOCAL_RANK`` set. Those children must run this
   job, not the command line again (in a multirun it would start a whole sweep) and must write into the parent's
-  run directory: :func:`export_job` publishes the job (its overrides and run directory) in the environment the
+  run directory: :func:`ddp_job` publishes the job (its overrides and run directory) in the environment the
   children inherit, :func:`child_argv` turns a child's command line into that job.
 - SLURM, ``srun python -m train ...`` with one task per GPU (``--ntasks-per-node`` = GPUs): every task is a
   rank (Lightning's ``SLURMEnvironment`` reads ``SLURM_PROCID`` / ``SLURM_NTASKS``). They are started apart, so
@@ -25,6 +25,7 @@ import logging
 import os
 import secrets
 import time
+from contextlib import contextmanager
 
 import torch
 from omegaconf import OmegaConf
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Environment variable through which a run's process hands its job to the DDP ranks it starts.
 JOB_ENV = "MOTCURRICULUM_DDP_JOB"
+#: What Lightning's subprocess launcher sets in the process starting the ranks, and the job it hands them.
+LAUNCH_ENV = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", JOB_ENV)
 #: SLURM job names that mean "interactive allocation, not a task per rank" (Lightning's SLURMEnvironment rule).
 SLURM_INTERACTIVE_NAMES = ("bash", "interactive")
 #: Ceiling of ``data.num_workers=auto``: past it, extra workers add host memory (each holds the dataset index and
@@ -89,28 +92,36 @@ def register_resolvers() -> None:
             OmegaConf.register_new_resolver(name, fn, use_cache=cache)
 
 
-def export_job(overrides: list[str], run_dir: str) -> dict[str, str | None]:
-    """Publish this job (its Hydra overrides and run directory) to the DDP ranks Lightning will start from this
-    process (they inherit the environment); returns the previous environment entry for :func:`restore_job`."""
-    previous = {JOB_ENV: os.environ.get(JOB_ENV)}
+@contextmanager
+def ddp_job(overrides: list[str], run_dir: str):
+    """Context of one Hydra job in the process that may start DDP ranks.
+
+    On entry the job (its Hydra overrides and run directory) is published in the environment the ranks
+    Lightning starts from this process inherit (:func:`child_argv` reads it). On exit the process group is
+    destroyed and the variables Lightning's launcher set here (:data:`LAUNCH_ENV`) are restored: the next job
+    of a multirun in this process starts its own ranks (with ``LOCAL_RANK`` left set, Lightning would take
+    them as started already, and reuse a process group whose other ranks have exited).
+    """
+    previous = {key: os.environ.get(key) for key in LAUNCH_ENV}
     os.environ[JOB_ENV] = json.dumps({"overrides": list(overrides), "run_dir": str(run_dir)})
-    return previous
-
-
-def restore_job(previous: dict[str, str | None]) -> None:
-    """Undo :func:`export_job` (the next job of a multirun publishes its own)."""
-    for key, value in previous.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    try:
+        yield
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def child_argv(argv: list[str]) -> list[str]:
     """The command line of this process: ``argv`` itself, unless this is a DDP rank started by Lightning's
-    subprocess launcher (``LOCAL_RANK`` > 0 and a job published by :func:`export_job`). Then it is the parent's
-    job: its overrides, its run directory, and no ``.hydra/`` of its own (Lightning appends the parent's command
-    line, which in a multirun is the whole sweep, and ``hydra.run.dir``, which in a multirun is not the job's)."""
+    subprocess launcher (``LOCAL_RANK`` > 0 and a job published by :func:`ddp_job`). Then it is the parent's
+    job: its overrides, its run directory, and no ``.hydra/`` of its own (Lightning's command line for them is the
+    parent's, which in a multirun is the whole sweep, with ``hydra.run.dir``, which in a multirun is not the
+    job's)."""
     job = os.environ.get(JOB_ENV)
     if os.environ.get("LOCAL_RANK", "0") == "0" or not job:
         return argv
