@@ -8,7 +8,8 @@ For each image set it times, in one process (= one DataLoader worker), over ``--
   data config: shortest side drawn from 608..800 px, longest side <= 1000 px, horizontal flip, photometric
   distortion, ignore-region masking, float conversion) on a target with 20 boxes.
 
-Image sets: the real MOT17 sample's 1920x1080 frames (../shared/realdata/mot17-mini, when present) and generated
+Image sets: the real MOT17 sample's 1920x1080 frames (../shared/realdata/mot17-mini, when present; its 640x480
+sequence left out) and generated
 1280x720 JPEGs (BDD100K's frame size; quality 90). The figures are ratios inside one run (this machine is
 shared): ``augment / decode`` is the share of a worker's time the pipeline adds, and ``workers for N img/s`` =
 N / (frames/s of one worker) is how many workers a GPU consuming N images/s needs.
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from builder.formats.motchallenge import read_seqinfo
 from train.config import CONF_DIR
 from train.stage.datasets import read_image
 from train.stage.transforms import make_transform
@@ -116,7 +118,10 @@ def main() -> int:
     parser.add_argument("--target", type=float, default=30.0, help="images/s a GPU consumes (for the worker count)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # a DataLoader worker runs with one thread
-    real = sorted(MOT17.glob("*/img1/*.jpg"))
+    # full-HD sequences only (the sample's MOT17-05 is 640x480)
+    real = sorted(p for seq in sorted(MOT17.glob("*/seqinfo.ini"))
+                  if (read_seqinfo(seq).width, read_seqinfo(seq).height) == (1920, 1080)
+                  for p in seq.parent.glob("img1/*.jpg"))
     if real:
         bench("real MOT17 1920x1080", real, args.repeat, args.target)
     else:

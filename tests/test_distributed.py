@@ -119,6 +119,14 @@ def test_the_datamodule_shards_its_loaders_for_the_trainer_it_is_attached_to(tin
         dm.train_dataloader()
 
 
+def test_worker_and_pinning_values_are_checked_before_any_training(tiny_builds):
+    """Over the default config (``auto``: a string, so the override type check lets any value through)."""
+    with pytest.raises(ConfigError, match="data.num_workers='many': expected a count >= 0 or 'auto'"):
+        BuildDataModule(tiny_builds[1], num_workers="many")
+    with pytest.raises(ConfigError, match="data.pin_memory='sometimes': expected true, false or 'auto'"):
+        BuildDataModule(tiny_builds[1], pin_memory="sometimes")
+
+
 @pytest.mark.parametrize(("cpus", "processes", "workers"),
                          [(1, 1, 0), (2, 1, 1), (8, 1, 7), (9, 1, 8), (64, 1, 8), (32, 8, 3), (16, 8, 1), (4, 8, 0)])
 def test_auto_workers_leave_a_cpu_per_rank_and_stop_at_eight(cpus, processes, workers):

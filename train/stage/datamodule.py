@@ -106,7 +106,7 @@ class BuildDataModule(L.LightningDataModule):
     Trainer runs with ``use_distributed_sampler=False`` (conf/trainer/default.yaml).
 
     Raises:
-        train.errors.ConfigError: ``num_workers`` or ``pin_memory`` of another kind (when the loaders are made).
+        train.errors.ConfigError: ``num_workers`` or ``pin_memory`` of another kind.
     """
 
     def __init__(self, build_dir: str | Path, *, batch_size: int = 2, num_workers: int = 0,
@@ -117,6 +117,8 @@ class BuildDataModule(L.LightningDataModule):
         super().__init__()
         self.build_dir = Path(build_dir)
         self.classes = build_classes(self.build_dir)
+        # checked now (bad input before any training), resolved when the loaders are made (the Trainer decides)
+        resolve_num_workers(num_workers), resolve_flag(pin_memory, "data.pin_memory", auto=False)
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.scales, self.max_size = list(scales), max_size
         self.eval_size = eval_size or max(self.scales)
