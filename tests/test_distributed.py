@@ -20,7 +20,7 @@ from train_helpers import CONF
 
 from train.errors import ConfigError
 from train.stage import distributed
-from train.stage.callbacks import ChannelsLast
+from train.stage.callbacks import ChannelsLast, TrackingEval
 from train.stage.datamodule import SEED_STRIDE, BuildDataModule, EpochSeededSampler, ShardSampler
 from train.stage.distributed import (
     JOB_ENV,
@@ -32,6 +32,7 @@ from train.stage.distributed import (
     run_name,
     supported_precision,
 )
+from train.stage.records import RankStopped
 
 #: The environment of rank 3 of a 2-node x 2-task SLURM step (srun --ntasks-per-node=2).
 SLURM_RANK3 = {"SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NNODES": "2", "SLURM_PROCID": "3",
@@ -289,3 +290,40 @@ def test_multi_node_config_composes_for_lightnings_slurm_environment(clean_env):
     assert isinstance(environment, SLURMEnvironment) and environment.creates_processes_externally
     assert (trainer.world_size, trainer.global_rank, trainer.local_rank, trainer.node_rank) == (4, 3, 1, 1)
     assert environment.main_address == "gpu07"
+
+
+def _eval_trainer(rank: int, sent: list) -> SimpleNamespace:
+    """A Trainer of ``rank`` whose broadcast delivers what rank 0 sends (recorded in ``sent``)."""
+    def broadcast(obj, src=0):
+        if rank == 0:
+            sent.append(obj)
+        return sent[-1]
+    return SimpleNamespace(sanity_checking=False, is_global_zero=rank == 0, current_epoch=3,
+                           strategy=SimpleNamespace(broadcast=broadcast))
+
+
+def test_tracking_evaluation_runs_on_rank_zero_and_every_rank_logs_its_values(monkeypatch, tmp_path):
+    callback, calls, sent = TrackingEval(build_dir=str(tmp_path), out_dir=str(tmp_path), monitor_set="mot17"), [], []
+    monkeypatch.setattr(callback, "evaluate", lambda epoch, module: calls.append(epoch) or {"val/HOTA": 61.5})
+    logged = {0: {}, 1: {}}
+    for rank in (0, 1):  # rank 1 runs after rank 0 has broadcast
+        module = SimpleNamespace(log=lambda key, value, r=rank, **kw: logged[r].update({key: (value, kw["sync_dist"])}))
+        callback.on_validation_epoch_end(_eval_trainer(rank, sent), module)
+    assert logged[0] == logged[1] == {"val/HOTA": (61.5, True)}
+    assert calls == [3]  # evaluated once, by rank 0
+
+
+def test_a_failed_evaluation_on_rank_zero_stops_the_other_ranks_quietly(monkeypatch, tmp_path):
+    """Rank 0 raises its own error (and writes the records); the others exit 0 (RankStopped) instead of waiting
+    for values that never come, or of exiting non-zero, which makes Lightning's launcher kill rank 0 at once."""
+    callback, sent = TrackingEval(build_dir=str(tmp_path), out_dir=str(tmp_path), monitor_set="mot17"), []
+
+    def fail(epoch, module):
+        raise ConfigError("none of the watched val sets")
+    monkeypatch.setattr(callback, "evaluate", fail)
+    module = SimpleNamespace(log=lambda *a, **k: pytest.fail("nothing is logged"))
+    with pytest.raises(ConfigError, match="none of the watched"):
+        callback.on_validation_epoch_end(_eval_trainer(0, sent), module)
+    with pytest.raises(RankStopped, match="rank 0's tracking evaluation failed: ConfigError") as stopped:
+        callback.on_validation_epoch_end(_eval_trainer(1, sent), module)
+    assert stopped.value.code == 0
