@@ -135,7 +135,8 @@ def finish_failed(ctx: StageRun, exc: BaseException) -> None:
     reason = classify_exception(exc)
     trainer, run_dir = ctx.trainer, ctx.run_dir
     if not writes_records(trainer):
-        log.error("rank %d stopped (%s: %s); rank 0 writes the run's records", trainer.global_rank, reason, exc)
+        log.error("rank %d stopped (%s: %s); rank 0 writes the run's records", trainer.global_rank,
+                  type(exc).__name__, exc)
         return
     details = [f"{type(exc).__name__}: {exc}".strip().rstrip(":"),
                f"log: {log_location(run_dir)}",
