@@ -12,7 +12,8 @@ Image sets: the real MOT17 sample's 1920x1080 frames (../shared/realdata/mot17-m
 sequence left out) and generated
 1280x720 JPEGs (BDD100K's frame size; quality 90). The figures are ratios inside one run (this machine is
 shared): ``augment / decode`` is the share of a worker's time the pipeline adds, and ``workers for N img/s`` =
-N / (frames/s of one worker) is how many workers a GPU consuming N images/s needs.
+N / (frames/s of one worker) is how many workers a GPU consuming N images/s needs (and n workers on n free cores
+feed n times one worker's rate: a projection, the processes share nothing).
 
 Usage::
 
@@ -40,6 +41,8 @@ from train.stage.transforms import make_transform
 
 REPO = Path(__file__).resolve().parents[1]
 MOT17 = REPO.parent / "shared" / "realdata" / "mot17-mini" / "train"
+#: Worker counts whose throughput is printed (8 = the ceiling of data.num_workers=auto).
+FEED_WORKERS = (1, 2, 4, 8)
 
 
 def generated_frames(folder: Path, n: int, size: tuple[int, int] = (1280, 720)) -> list[Path]:
@@ -108,6 +111,8 @@ def bench(name: str, paths: list[Path], repeat: int, target_rate: float) -> None
     print(f"  read_image + train augmentation     {full_fps:7.1f} frames/s  ({full_fps / tv_fps:.2f}x the decode "
           f"floor)")
     print(f"  workers for {target_rate:g} img/s: {target_rate / full_fps:.1f}")
+    feeds = ", ".join(f"{n}: {n * full_fps:.0f}" for n in FEED_WORKERS)
+    print(f"  n workers on n free cores feed n x one worker: {feeds} img/s")
 
 
 def main() -> int:
