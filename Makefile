@@ -83,7 +83,8 @@ viz: setup
 test: setup
 	$(RUN) pytest -n 2 -q
 
-# tests marked slow (the synthetic demo's locked digests, demo builds, a shortened demo chain); CI runs them too
+# tests marked slow (the synthetic demo's locked digests, demo builds, a shortened demo chain, sweeps, a 2-process
+# DDP stage on the CPU); CI runs them too
 test-slow: setup
 	$(RUN) pytest -n 2 -q -m slow
 

@@ -8,10 +8,12 @@ For each image set it times, in one process (= one DataLoader worker), over ``--
   data config: shortest side drawn from 608..800 px, longest side <= 1000 px, horizontal flip, photometric
   distortion, ignore-region masking, float conversion) on a target with 20 boxes.
 
-Image sets: the real MOT17 sample's 1920x1080 frames (../shared/realdata/mot17-mini, when present) and generated
+Image sets: the real MOT17 sample's 1920x1080 frames (../shared/realdata/mot17-mini, when present; its 640x480
+sequence left out) and generated
 1280x720 JPEGs (BDD100K's frame size; quality 90). The figures are ratios inside one run (this machine is
 shared): ``augment / decode`` is the share of a worker's time the pipeline adds, and ``workers for N img/s`` =
-N / (frames/s of one worker) is how many workers a GPU consuming N images/s needs.
+N / (frames/s of one worker) is how many workers a GPU consuming N images/s needs (and n workers on n free cores
+feed n times one worker's rate: a projection, the processes share nothing).
 
 Usage::
 
@@ -32,12 +34,15 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from builder.formats.motchallenge import read_seqinfo
 from train.config import CONF_DIR
 from train.stage.datasets import read_image
 from train.stage.transforms import make_transform
 
 REPO = Path(__file__).resolve().parents[1]
 MOT17 = REPO.parent / "shared" / "realdata" / "mot17-mini" / "train"
+#: Worker counts whose throughput is printed (8 = the ceiling of data.num_workers=auto).
+FEED_WORKERS = (1, 2, 4, 8)
 
 
 def generated_frames(folder: Path, n: int, size: tuple[int, int] = (1280, 720)) -> list[Path]:
@@ -106,6 +111,8 @@ def bench(name: str, paths: list[Path], repeat: int, target_rate: float) -> None
     print(f"  read_image + train augmentation     {full_fps:7.1f} frames/s  ({full_fps / tv_fps:.2f}x the decode "
           f"floor)")
     print(f"  workers for {target_rate:g} img/s: {target_rate / full_fps:.1f}")
+    feeds = ", ".join(f"{n}: {n * full_fps:.0f}" for n in FEED_WORKERS)
+    print(f"  n workers on n free cores feed n x one worker: {feeds} img/s")
 
 
 def main() -> int:
@@ -116,7 +123,10 @@ def main() -> int:
     parser.add_argument("--target", type=float, default=30.0, help="images/s a GPU consumes (for the worker count)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # a DataLoader worker runs with one thread
-    real = sorted(MOT17.glob("*/img1/*.jpg"))
+    # full-HD sequences only (the sample's MOT17-05 is 640x480)
+    real = sorted(p for seq in sorted(MOT17.glob("*/seqinfo.ini"))
+                  if (read_seqinfo(seq).width, read_seqinfo(seq).height) == (1920, 1080)
+                  for p in seq.parent.glob("img1/*.jpg"))
     if real:
         bench("real MOT17 1920x1080", real, args.repeat, args.target)
     else:

@@ -23,7 +23,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ from bench_data import generated_frames, target_for  # noqa: E402
 
 from train.config import compose  # noqa: E402
 from train.stage.datasets import collate_frames, read_image  # noqa: E402
+from train.stage.distributed import auto_num_workers, usable_cpus  # noqa: E402
 from train.stage.transforms import make_transform  # noqa: E402
 from train.track.runner import TorchDetector  # noqa: E402
 
@@ -127,7 +127,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--frames", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=min(8, max(1, (os.cpu_count() or 2) - 1)))
+    parser.add_argument("--workers", type=int, default=max(1, auto_num_workers(usable_cpus())),
+                        help="DataLoader workers (default: what data.num_workers=auto gives one GPU here)")
     parser.add_argument("--allow-cpu", action="store_true", help="run on the CPU when there is no GPU")
     parser.add_argument("--smoke", action="store_true", help="tiny model, small frames, 2 steps")
     args = parser.parse_args()

@@ -200,6 +200,8 @@ TRAIN_CASES = [
     Case("train: data.batch_size=2.5", _override("data.batch_size=2.5"), words="expects an integer"),
     Case("train: eval.tracking=maybe", _override("eval.tracking=maybe"), words="expects a boolean"),
     Case("train: data.scales=96", _override("data.scales=96"), words="expects a list"),
+    Case("train: data.num_workers=many", _override("data.num_workers=many"), words="data.num_workers"),
+    Case("train: data.pin_memory=sometimes", _override("data.pin_memory=sometimes"), words="data.pin_memory"),
     Case("train: unknown key", _override("bogus.key=3"), words="Key 'bogus' is not in struct"),
     Case("train: unknown stage", _override("stage=9"), words="available stages"),
     Case("train: init_from random bytes", _init_from("random"), words="PyTorch file"),

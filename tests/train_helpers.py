@@ -124,3 +124,41 @@ def epoch_spy(path: str):
                 fh.write(f"{trainer.current_epoch}\n")
 
     return _Spy()
+
+
+class BatchSpy:
+    """Lightning callback (``+callbacks.spy._target_=train_helpers.BatchSpy +callbacks.spy.path=DIR``; the tests
+    directory on PYTHONPATH): every rank appends, per training batch, ``{"rank", "epoch", "batch", "image_ids"}``
+    to ``DIR/rank<global rank>.jsonl`` (which frames each DDP rank trained on, batch by batch)."""
+
+    def __new__(cls, path: str):
+        import lightning as L
+
+        class _Spy(L.Callback):
+            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+                ids = [int(t["image_id"]) for t in batch[1]]
+                record = {"rank": trainer.global_rank, "epoch": trainer.current_epoch, "batch": batch_idx,
+                          "image_ids": ids}
+                Path(path).mkdir(parents=True, exist_ok=True)
+                with open(Path(path) / f"rank{trainer.global_rank}.jsonl", "a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+
+        return _Spy()
+
+
+class ExhaustiveSampling:
+    """Lightning callback (``+callbacks.exhaustive._target_=train_helpers.ExhaustiveSampling``): Faster R-CNN's
+    RPN and box head put every anchor / proposal into their loss instead of a random sample of 256 / 128 per
+    image (``batch_size_per_image`` beyond any count), so the loss of given weights on given frames no longer
+    depends on the RNG: what lets a DDP run and a 1-process run be compared step for step."""
+
+    def __new__(cls):
+        import lightning as L
+
+        class _Exhaustive(L.Callback):
+            def setup(self, trainer, pl_module, stage):
+                for sampler in (pl_module.model.rpn.fg_bg_sampler, pl_module.model.roi_heads.fg_bg_sampler):
+                    sampler.batch_size_per_image = 10**9
+                    sampler.positive_fraction = 1.0  # num_pos = all positives, then num_neg = all negatives
+
+        return _Exhaustive()

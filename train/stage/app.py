@@ -39,6 +39,7 @@ from train.stage.chaining import (
     stage_dir,
 )
 from train.stage.checkpoints import AtomicCheckpointIO
+from train.stage.distributed import supported_precision
 from train.stage.finish import StageRun, finish_failed, finish_stage, fit_stop_info
 from train.stage.module import DetectionModule
 from train.stage.records import interrupted_exit, previous_wall_time
@@ -77,6 +78,7 @@ def run_stage(cfg: DictConfig) -> dict:
                                                   runs_root=cfg.paths.runs_root,
                                                   parent_command=_parent_command(cfg.stage.index - 1))
     select_monitor(cfg)
+    select_precision(cfg)
     L.seed_everything(cfg.seed, workers=True)
     log.info("Instantiating datamodule <%s> on %s", cfg.data._target_, cfg.data.build_dir)
     datamodule = _instantiate(cfg.data)
@@ -170,3 +172,14 @@ def select_monitor(cfg: DictConfig) -> None:
         cfg.eval.monitor, cfg.eval.mode = ("val/HOTA", "max") if tracking else ("val/loss", "min")
         if not tracking and "tracking_eval" in cfg.callbacks:
             cfg.callbacks.tracking_eval = None
+
+
+def select_precision(cfg: DictConfig) -> None:
+    """``trainer.precision`` as this machine supports it: ``bf16-mixed`` becomes ``16-mixed`` or ``32-true`` on a
+    GPU without bfloat16 (:func:`train.stage.distributed.supported_precision`). Mutates ``cfg``, so the records
+    show the precision the run used."""
+    requested = str(cfg.trainer.precision)
+    chosen = supported_precision(requested, str(cfg.trainer.accelerator))
+    if chosen != requested:
+        with open_dict(cfg):
+            cfg.trainer.precision = chosen

@@ -3,11 +3,14 @@
 - :class:`TrackingEval` runs the tracker on the stage's watched val sets (``train.evaluate.model.evaluate_model``)
   at every validation (``trainer.check_val_every_n_epoch = eval.every_n_epochs``) and logs
   ``val/<set>/HOTA``, ``val/<set>/IDF1``, ``val/<set>/MOTA`` and ``val/HOTA`` (the monitored set), which
-  ModelCheckpoint / EarlyStopping then monitor (mode max).
+  ModelCheckpoint / EarlyStopping then monitor (mode max). With DDP, rank 0 evaluates and broadcasts the values,
+  so every rank logs (and its ModelCheckpoint / EarlyStopping decide on) the same numbers.
 - :class:`HistoryRecorder` writes training_history.json after every epoch (docs/CONTRACTS.md shape).
 - :class:`RunGuard` remembers the exception that ended ``fit``, makes sure ``checkpoints/last.ckpt``
   exists (saves the current state when the run dies before its first end-of-epoch checkpoint) and turns a
-  requeue signal into a checkpoint and an exit for requeue.
+  requeue signal into a checkpoint and an exit for requeue (all DDP ranks at the same batch).
+- :class:`ChannelsLast` stores a convolutional detector channels_last where that pays (CUDA, 16-bit mixed
+  precision).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from builder.formats.build_layout import split_val_sets
 from builder.formats.files import read_json
 from train.errors import ConfigError
 from train.evaluate.model import evaluate_model
-from train.stage.records import StageInterrupted, write_json
+from train.stage.records import RankStopped, StageInterrupted, write_json
 
 log = logging.getLogger(__name__)
 
@@ -61,24 +64,46 @@ class TrackingEval(L.Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
+        values, error = None, None
+        if trainer.is_global_zero:  # once, on rank 0; the other ranks wait for its values
+            try:
+                values = self.evaluate(trainer.current_epoch, pl_module)
+            except Exception as exc:  # the other ranks must not wait for values that never come
+                error = exc
+        values, message = trainer.strategy.broadcast((values, repr(error) if error else None), src=0)
+        if error is not None:
+            raise error
+        if message is not None:
+            raise RankStopped(f"rank 0's tracking evaluation failed: {message}")
+        for key, value in values.items():
+            # identical on every rank: the mean over ranks (sync_dist) is the value itself
+            pl_module.log(key, value, prog_bar=key == "val/HOTA", sync_dist=True)
+
+    def evaluate(self, epoch: int, pl_module: L.LightningModule) -> dict[str, float]:
+        """Track and score the watched val sets with the current weights; ``{"val/<set>/<metric>": value,
+        "val/HOTA": HOTA of the monitored set}`` (0-100). Leaves the model in train mode.
+
+        Raises:
+            ConfigError: none of the watched val sets is in the build.
+        """
         classes = pl_module.extra_checkpoint.get("classes")
         present = [s for s in self.watch if s in split_val_sets(self.build_dir, "val")]
         if not present:
             raise ConfigError(f"{self.build_dir}/val: none of the watched val sets (stage.watch) {self.watch} is in the build")
-        out = self.out_dir / f"epoch{trainer.current_epoch}"
-        result = evaluate_model(pl_module.model, self.build_dir, "val", out, classes=classes,
-                                tracker_params=self.tracker_params, score_thresh=self.score_thresh,
-                                device=pl_module.device, val_sets=present, max_frames=self.max_frames)
+        log.info("tracking evaluation, epoch %d: val sets %s", epoch, present)
+        result = evaluate_model(pl_module.model, self.build_dir, "val", self.out_dir / f"epoch{epoch}",
+                                classes=classes, tracker_params=self.tracker_params,
+                                score_thresh=self.score_thresh, device=pl_module.device, val_sets=present,
+                                max_frames=self.max_frames)
         pl_module.model.train()
         monitored = self.monitor_set if self.monitor_set in present else present[0]
         if monitored != self.monitor_set:
             log.warning("monitored val set %r not in build %s; val/HOTA follows %r", self.monitor_set,
                         self.build_dir, monitored)
-        for name, metrics in result["val_sets"].items():
-            for key in TRACKING_KEYS:
-                pl_module.log(f"val/{name}/{key}", float(metrics["combined"][key]), sync_dist=True)
-        pl_module.log("val/HOTA", float(result["val_sets"][monitored]["combined"]["HOTA"]), prog_bar=True,
-                      sync_dist=True)
+        values = {f"val/{name}/{key}": float(metrics["combined"][key])
+                  for name, metrics in result["val_sets"].items() for key in TRACKING_KEYS}
+        values["val/HOTA"] = float(result["val_sets"][monitored]["combined"]["HOTA"])
+        return values
 
 
 class HistoryRecorder(L.Callback):
@@ -176,7 +201,9 @@ class RunGuard(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
-        if not self._requested:
+        # every rank decides at the same batch (the signal may reach the ranks batches apart): the checkpoint
+        # below is a collective; a single process decides alone
+        if not trainer.strategy.reduce_boolean_decision(self._requested, all=False):
             return
         last = self.ckpt_dir / "last.ckpt"
         trainer.save_checkpoint(last)
@@ -189,6 +216,10 @@ class RunGuard(L.Callback):
         self.exception = exception
         last = self.ckpt_dir / "last.ckpt"
         if last.exists():
+            return
+        if trainer.world_size > 1:  # saving is a collective: a rank failing alone would wait for the others
+            log.warning("DDP: no %s saved after %s (the end-of-epoch checkpoints are what resume uses)", last,
+                        type(exception).__name__)
             return
         try:
             trainer.save_checkpoint(last)
@@ -219,3 +250,34 @@ def request_requeue() -> str:
         log.warning("scontrol requeue %s exited %d: %s", job, out.returncode, out.stderr.strip())
         return f"scontrol requeue {job} exited {out.returncode}"
     return f"SLURM job {job} requeued"
+
+
+class ChannelsLast(L.Callback):
+    """Store the detector's weights channels_last (NHWC) when that pays, before Lightning moves the model to its
+    device (the format survives the move) and wraps it for DDP.
+
+    ``mode="auto"``: on when the Trainer runs on a CUDA GPU with 16-bit mixed precision (``16-mixed``,
+    ``bf16-mixed``) and the model has 2-D convolutions: tensor-core convolutions run NHWC natively, and a
+    convolution given channels_last weights returns channels_last activations, so the whole backbone stays NHWC
+    (PyTorch's "Channels Last Memory Format" tutorial; NVIDIA's deep learning performance guide). Off on the CPU
+    and in 32-bit, where the layout changes cost more than they save. ``True`` / ``False`` force it.
+
+    Raises:
+        ConfigError: a mode other than ``auto``, true or false.
+    """
+
+    def __init__(self, mode: str | bool = "auto") -> None:
+        if mode not in ("auto", True, False):
+            raise ConfigError(f"callbacks.channels_last.mode={mode!r}: expected auto, true or false")
+        self.mode = mode
+        self.applied = False
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        convolutional = any(isinstance(m, torch.nn.Conv2d) for m in pl_module.modules())
+        mixed = str(trainer.precision).startswith(("16", "bf16"))
+        wanted = self.mode if self.mode != "auto" else \
+            trainer.strategy.root_device.type == "cuda" and mixed and convolutional
+        if wanted and convolutional:
+            pl_module.to(memory_format=torch.channels_last)
+            self.applied = True
+            log.info("channels_last: convolution weights stored NHWC")

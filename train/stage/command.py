@@ -16,7 +16,10 @@ interrupted`` in stopping_reason.txt (once the run has started) and exit with st
 (130, 143); inside ``Trainer.fit`` SIGTERM is Lightning's (it stops after the current batch), elsewhere the handler
 installed here stops at once. A requeue signal (SIGUSR1) checkpoints and exits for requeue (see
 ``train.stage.callbacks.RunGuard``). Run directories are ``<time>_<6 random hex digits>``: two runs started in
-the same second never share one.
+the same second never share one (``slurm-<job id>`` for the ranks of a multi-task SLURM step).
+
+DDP: the ranks Lightning starts from a run (``trainer=ddp``, ``trainer=ddp_cpu``) run this command line too; they
+run the parent's job, in its run directory (:mod:`train.stage.distributed`).
 
 Exit status: 0 on success; 1 when ``regression.fail=true`` and the gate found forgetting; 2 for bad input (an
 unknown override or a value of the wrong type, no parent run, nothing to resume, an unsafe checkpoint: one
@@ -26,7 +29,6 @@ the sweep and bad input in a job is raised like any other error.
 
 from __future__ import annotations
 
-import secrets
 import signal
 import sys
 from pathlib import Path
@@ -42,6 +44,7 @@ from omegaconf import DictConfig, OmegaConf
 from builder.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 from train.config import CONF_DIR, compose, one_line
 from train.errors import BAD_INPUT, ConfigError
+from train.stage.distributed import child_argv, ddp_job, register_resolvers
 
 #: The stage config group directory.
 STAGE_DIR = CONF_DIR / "stage"
@@ -49,8 +52,6 @@ STAGE_DIR = CONF_DIR / "stage"
 _FLAGS = {"-m", "--multirun"}
 #: Keys whose default's type does not bound their values (``resume``: true/false or a run directory / .ckpt).
 UNTYPED_KEYS = ("resume",)
-#: Resolver of the run-directory suffix (conf/hydra/default.yaml: ``${now:...}_${run_tag:}``).
-RUN_TAG = "run_tag"
 
 
 def stage_name(choice: str, stage_dir: Path = STAGE_DIR) -> str:
@@ -179,12 +180,6 @@ def _fits(value: Any, expected: str) -> bool:
     return OmegaConf.is_list(value) if expected == "a list" else OmegaConf.is_dict(value)
 
 
-def register_resolvers() -> None:
-    """``${run_tag:}``: 6 random hex digits, drawn once per process (the run directory's suffix)."""
-    if not OmegaConf.has_resolver(RUN_TAG):
-        OmegaConf.register_new_resolver(RUN_TAG, lambda: secrets.token_hex(3), use_cache=True)
-
-
 # At import: a launcher's job process (submitit) imports this module for ``hydra_main`` and resolves the run
 # directory before calling it, so registering in ``main`` alone would be too late there.
 register_resolvers()
@@ -208,7 +203,10 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
     # after the imports: an exception raised in the middle of an import would leave a half-made module behind
     signal.signal(signal.SIGTERM, _on_sigterm)
-    return run_command(cfg, single=HydraConfig.get().mode == RunMode.RUN)
+    hydra_cfg = HydraConfig.get()
+    # the DDP ranks Lightning starts from this process run this job in this run directory (distributed.child_argv)
+    with ddp_job(list(hydra_cfg.overrides.task), hydra_cfg.runtime.output_dir):
+        return run_command(cfg, single=hydra_cfg.mode == RunMode.RUN)
 
 
 def run_command(cfg: DictConfig, *, single: bool = True) -> float | None:
@@ -245,7 +243,7 @@ def main() -> None:
     """``python -m train``: normalise and check ``sys.argv``, then run Hydra."""
     register_resolvers()
     try:
-        argv = normalise_argv(sys.argv[1:])
+        argv = normalise_argv(child_argv(sys.argv[1:]))
         check_overrides(argv)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -4,6 +4,9 @@ run records (model_info.json, stopping_reason.txt, ``runs/stage<N>/latest``).
 The gate (``train.regression.gate.compare``) compares this stage's metrics.json with the parent's and writes
 regression.json (and the same rows under ``regression`` in metrics.json); report.md (train/stage/report.py) and
 stopping_reason.txt carry its verdicts.
+
+With DDP all of it happens once, in global rank 0 (:func:`writes_records`): the other ranks return when ``fit``
+does, and rank 0 alone evaluates the best weights, gates, writes the records and moves ``latest``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from train.regression.gate import Regression, compare
 from train.regression.render import forgetting_lines, verdict_lines
 from train.stage.chaining import InitReport, update_latest
 from train.stage.checkpoints import safe_load
+from train.stage.distributed import rank_suffix
 from train.stage.records import (
     StopInfo,
     classify_exception,
@@ -119,11 +123,22 @@ def log_location(run_dir: Path) -> str:
     return str(log_file) if log_file.exists() else "see the console output"
 
 
+def writes_records(trainer: L.Trainer) -> bool:
+    """Whether this process writes the run's records: global rank 0 of the Trainer, and rank 0 by the
+    environment too (a DDP rank that fails before Lightning has set its rank must not write as rank 0)."""
+    return trainer.is_global_zero and rank_suffix() == ""
+
+
 def finish_failed(ctx: StageRun, exc: BaseException) -> None:
     """Records of a run that died: stopping_reason.txt (with the exception and the log location) and
-    model_info.json; ``latest`` is not touched."""
+    model_info.json; ``latest`` is not touched. Only in rank 0 (:func:`writes_records`); another DDP rank logs
+    why it stopped, in its own log."""
     reason = classify_exception(exc)
     trainer, run_dir = ctx.trainer, ctx.run_dir
+    if not writes_records(trainer):
+        log.error("rank %d stopped (%s: %s); rank 0 writes the run's records", trainer.global_rank,
+                  type(exc).__name__, exc)
+        return
     details = [f"{type(exc).__name__}: {exc}".strip().rstrip(":"),
                f"log: {log_location(run_dir)}",
                f"last checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'}"]
@@ -148,9 +163,11 @@ def _evaluate(ctx: StageRun) -> dict | None:
         log.warning("final evaluation skipped (eval.final=false)")
         return None
     module, build_dir = ctx.module, Path(cfg.data.build_dir)
+    val_sets = list(split_val_sets(build_dir, "val"))
+    log.info("final evaluation of the best weights: val sets %s", val_sets)
     result = evaluate_model(module.model, build_dir, "val", ctx.run_dir / "eval", classes=ctx.classes,
                             tracker_params=dict(cfg.tracker), score_thresh=cfg.eval.score_thresh,
-                            device=module.device, val_sets=list(split_val_sets(build_dir, "val")),
+                            device=module.device, val_sets=val_sets,
                             max_frames=cfg.eval.final_max_frames)
     locked = evaluate_locked_sets(module.model, build_dir, ctx.run_dir / "eval_test", val_dir=ctx.run_dir / "eval",
                                   classes=ctx.classes, tracker_params=dict(cfg.tracker),
@@ -202,10 +219,15 @@ def finish_stage(ctx: StageRun, stop: StopInfo) -> dict:
     dict of :func:`train.stage.app.train`."""
     cfg, run_dir, trainer = ctx.cfg, ctx.run_dir, ctx.trainer
     best = best_so_far(trainer)
+    if not writes_records(trainer):  # DDP: rank 0 evaluates, gates, records and moves latest, once
+        log.info("rank %d done (best %s = %s): evaluation, records and %s/latest are rank 0's",
+                 trainer.global_rank, best["metric"], best["value"],
+                 Path(cfg.paths.runs_root) / f"stage{cfg.stage.index}")
+        return {"exit_code": 0, "best": {k: best[k] for k in ("metric", "value", "epoch")},
+                "run_dir": str(run_dir), "metrics": None}
     state = _best_weights(ctx, best)
-    if trainer.is_global_zero:
-        save_best_model(run_dir / "best_model.pth", state_dict=state, classes=ctx.classes,
-                        config=ctx.config, stage=cfg.stage.index)
+    save_best_model(run_dir / "best_model.pth", state_dict=state, classes=ctx.classes,
+                    config=ctx.config, stage=cfg.stage.index)
     metrics = _evaluate(ctx)
     regression = _gate(ctx, metrics)
     _write_metrics(run_dir, metrics, regression)
@@ -221,8 +243,9 @@ def finish_stage(ctx: StageRun, stop: StopInfo) -> dict:
         log.info("multirun job: %s/latest left unchanged; promote the sweep's winner with "
                  "`python -m train.compare <multirun dir> --promote`",
                  Path(cfg.paths.runs_root) / f"stage{cfg.stage.index}")
-    elif trainer.is_global_zero and not failed:
-        update_latest(Path(cfg.paths.runs_root) / f"stage{cfg.stage.index}", run_dir)
+    elif not failed:
+        latest = update_latest(Path(cfg.paths.runs_root) / f"stage{cfg.stage.index}", run_dir)
+        log.info("%s -> %s", latest, run_dir)
     return {"exit_code": 1 if failed else 0, "best": stop.best, "run_dir": str(run_dir), "metrics": metrics}
 
 

@@ -79,9 +79,12 @@ class DetectionModule(L.LightningModule):
             raise NonFiniteLossError(f"non-finite {stage} loss at epoch {self.current_epoch}, global step "
                                      f"{self.global_step}: components {values}")
         on_step = stage == "train"
+        # sync_dist: with DDP the logged loss is that of the global batch (mean over the ranks), the one
+        # ModelCheckpoint / EarlyStopping see on every rank; no-op in one process
         for name, value in components.items():
-            self.log(f"{stage}/{name}", value, on_step=on_step, on_epoch=True, batch_size=len(images))
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(images))
+            self.log(f"{stage}/{name}", value, on_step=on_step, on_epoch=True, batch_size=len(images), sync_dist=True)
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(images),
+                 sync_dist=True)
         return loss
 
     def training_step(self, batch: tuple[list, list], batch_idx: int) -> torch.Tensor:
@@ -104,7 +107,8 @@ class DetectionModule(L.LightningModule):
         """Log ``train/grad_norm``: the total L2 norm of all gradients (after accumulation, before clipping)."""
         norms = grad_norm(self.model, norm_type=2)
         if norms:
-            self.log("train/grad_norm", norms["grad_2.0_norm_total"], on_step=True, on_epoch=True, batch_size=1)
+            self.log("train/grad_norm", norms["grad_2.0_norm_total"], on_step=True, on_epoch=True, batch_size=1,
+                     sync_dist=True)
 
     def param_groups(self) -> list[dict]:
         """``[{"name": "backbone", "params", "lr"?}, {"name": "rest", "params"}]`` (trainable params only)."""

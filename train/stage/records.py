@@ -131,6 +131,19 @@ class StageInterrupted(SystemExit):
         return f"{name}: {self.detail}" if self.detail else name
 
 
+class RankStopped(SystemExit):
+    """A DDP rank other than 0 stopping because rank 0 failed: rank 0 reports the error and writes the records.
+    Exit status 0, because Lightning's subprocess launcher kills every rank, rank 0 included, as soon as one
+    exits with another status, which could cut rank 0's records short."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(0)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail
+
+
 def interrupted_exit(exc: BaseException | None) -> StageInterrupted | None:
     """The :class:`StageInterrupted` an interrupting exception ends the process with (Ctrl-C -> SIGINT,
     Lightning's ``SIGTERMException`` -> SIGTERM), or None for any other exception."""
