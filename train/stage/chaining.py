@@ -14,6 +14,12 @@ Class-indexed layouts (K = number of foreground classes):
   ``bbox_pred``: 4 rows per class in the same order (background first).
 - FCOS ``head.classification_head.cls_logits``: K rows (output channels), class k at row k - 1.
 - RetinaNet ``head.classification_head.cls_logits``: A * K rows, anchor-major (row a * K + k - 1).
+
+The appearance-embedding branch (``roi_heads.embed_head.*``, ``embed_head.*``; train/stage/embedding.py) is not
+class-indexed: it is carried by name like the box head, bit for bit. What is tied to one build is not carried: the
+identity classifier of the ``identity`` embedding loss (one row per identity of the parent's build) is dropped and
+rebuilt for this stage's build (``rebuilt`` in the run records). A parent without the branch (or a child without
+it) is accepted: the branch starts fresh (``fresh``) or is left out (``dropped_modules``), and the records say so.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
 
 from builder.formats.files import read_json, sha256_file
 from train.errors import ChainingError
+from train.stage.detectors import embedding_loss_of
+from train.stage.embedding import BUILD_SPECIFIC
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +55,59 @@ class InitReport:
     kept: list[str] = field(default_factory=list)
     new: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    rebuilt: list[str] = field(default_factory=list)
+    fresh: list[str] = field(default_factory=list)
+    dropped_modules: list[str] = field(default_factory=list)
 
     def as_parent(self) -> dict:
-        """The ``parent`` entry of model_info.json."""
+        """The ``parent`` entry of model_info.json: path, sha256, the class remap, and the modules not carried from
+        the parent: ``rebuilt`` (tied to one build, e.g. the identity classifier), ``fresh`` (the parent lacks
+        them) and ``dropped_modules`` (this model lacks them)."""
         return {"path": self.path, "sha256": self.sha256, "classes_kept": self.kept,
-                "classes_new": self.new, "classes_dropped": self.dropped}
+                "classes_new": self.new, "classes_dropped": self.dropped, "rebuilt": self.rebuilt,
+                "fresh": self.fresh, "dropped_modules": self.dropped_modules}
 
     @classmethod
     def from_parent(cls, parent: dict) -> InitReport:
         """Inverse of :meth:`as_parent` (a resumed run reads it back from its checkpoint)."""
-        return cls(parent["path"], parent["sha256"], list(parent.get("classes_kept", [])),
-                   list(parent.get("classes_new", [])), list(parent.get("classes_dropped", [])))
+        lists = [list(parent.get(k, [])) for k in ("classes_kept", "classes_new", "classes_dropped", "rebuilt",
+                                                    "fresh", "dropped_modules")]
+        return cls(parent["path"], parent["sha256"], *lists)
 
 
+#: Parameter-name fragments of the appearance-embedding branch (train.stage.detectors).
+EMBEDDING_PARTS = ("embed_head.", "embed_loss.")
 
+
+def _module_names(keys) -> list[str]:
+    """Sorted module prefixes of parameter names (``roi_heads.embed_head.fc.0.weight`` -> ``roi_heads.embed_head``)."""
+    out = set()
+    for k in keys:
+        for part in (BUILD_SPECIFIC, *EMBEDDING_PARTS):
+            if part in k:
+                out.add(k[:k.index(part) + len(part) - 1])
+                break
+    return sorted(out)
+
+
+def carry_embedding(state: dict[str, torch.Tensor], model: nn.Module, report: InitReport) -> dict[str, torch.Tensor]:
+    """``state`` made to fit ``model``'s embedding branch: build-specific tensors (the identity classifier) dropped,
+    branch tensors the parent lacks taken fresh from ``model``, branch tensors ``model`` lacks dropped; ``report``
+    records each (everything else, the branch included when both have it, is carried unchanged)."""
+    own = model.state_dict()
+    branch = embedding_loss_of(model)
+    tied = [k for k in state if BUILD_SPECIFIC in k]
+    rebuilt = set(_module_names(tied))
+    if branch is not None and branch.cfg.loss == "identity":  # this stage builds its own for its build
+        rebuilt |= {f"{n}.identity_classifier" for n, m in model.named_modules() if m is branch}
+    report.rebuilt = sorted(rebuilt)
+    is_branch = [k for k in own if any(p in k for p in EMBEDDING_PARTS)]
+    missing = [k for k in is_branch if k not in state]
+    extra = [k for k in state if k not in own and any(p in k for p in EMBEDDING_PARTS) and k not in tied]
+    report.fresh, report.dropped_modules = _module_names(missing), _module_names(extra)
+    out = {k: v for k, v in state.items() if k not in tied and k not in extra}
+    out.update({k: own[k] for k in missing})
+    return out
 
 
 def stage_dir(runs_root: str | Path, stage: int) -> Path:
@@ -185,14 +232,16 @@ def load_init_weights(model: nn.Module, path: str | Path, classes: list[str]) ->
     report = InitReport(str(path), sha256_file(path), kept=[c for c in classes if c in old],
                         new=[c for c in classes if c not in old], dropped=[c for c in old if c not in classes])
     try:
+        state = carry_embedding(state, model, report)
         if old != list(classes):
             state = remap_head(state, model, old, list(classes))
         model.load_state_dict(state)
     except (RuntimeError, KeyError, IndexError) as e:
         raise ChainingError(f"{path}: weights do not fit the configured model (same model.arch and "
                             f"model.backbone as the parent run?): {e}") from e
-    log.info("initialised from %s (sha256 %s): classes kept %s, new (fresh head rows) %s, dropped %s",
-             path, report.sha256[:12], report.kept, report.new, report.dropped)
+    log.info("initialised from %s (sha256 %s): classes kept %s, new (fresh head rows) %s, dropped %s; embedding "
+             "branch: rebuilt for this build %s, fresh %s, dropped %s", path, report.sha256[:12], report.kept,
+             report.new, report.dropped, report.rebuilt, report.fresh, report.dropped_modules)
     return report
 
 

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from builder.errors import FormatError
 from builder.formats.build_layout import build_classes
-from train.stage.datasets import ClipDataset, FrameDataset, collate_frames
+from train.stage.datasets import ClipDataset, FrameDataset, collate_frames, identity_table
 from train.stage.transforms import make_transform
 
 
@@ -54,13 +54,15 @@ class BuildDataModule(L.LightningDataModule):
 
     Args:
         build_dir: build root (``build_manifest.json``, ``annotations/{train,val}.json``).
-        batch_size: frames per batch (clips per batch when ``clip_length > 1``).
+        batch_size: frames per batch; with ``clip_length`` T > 1 the training batch holds ``batch_size // T``
+            whole clips (at least one), so a config's effective batch in frames stays what it says.
         num_workers: DataLoader worker processes.
         scales: training shortest-side sizes in px (multi-scale).
         max_size: longest-side cap in px.
         eval_size: validation shortest side in px (None: ``max(scales)``); the model's ``min_size``.
         hflip_prob, photometric, mask_ignore: see :func:`train.stage.transforms.make_transform`.
-        clip_length: 1 yields frames; T > 1 yields non-overlapping clips of T consecutive frames.
+        clip_length: 1 yields frames; T > 1 yields non-overlapping clips of T consecutive frames (the pairs of
+            frames of one clip the quasi-dense embedding loss learns from; ``batch_size`` then counts clips).
         max_train_frames, max_val_frames: keep only the first N frames (debug presets).
         seed: base seed of the training order and augmentations (see :class:`EpochSeededSampler`).
     """
@@ -100,13 +102,25 @@ class BuildDataModule(L.LightningDataModule):
             self.val_set = FrameDataset(self.build_dir, "val", self._transform("val"),
                                         max_frames=self.max_val_frames)
 
-    def _loader(self, dataset: Dataset, sampler: Sampler | None = None) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+    def identity_table(self) -> dict[tuple[str, int], int]:
+        """``{(sequence, track id): index}`` of the training split's identities (see
+        :func:`train.stage.datasets.identity_table`); call after :meth:`setup`."""
+        self.setup()
+        frames = self.train_set.frames if isinstance(self.train_set, ClipDataset) else self.train_set
+        return identity_table(frames.entries)
+
+    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,
                           collate_fn=collate_frames, pin_memory=self.pin_memory,
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, EpochSeededSampler(len(self.train_set), self.seed))
+        """Shuffled training batches of ``batch_size`` frames (whole clips when ``clip_length > 1``)."""
+        clips = max(1, self.batch_size // self.clip_length)
+        return self._loader(self.train_set, clips if self.clip_length > 1 else self.batch_size,
+                            EpochSeededSampler(len(self.train_set), self.seed))
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set)
+        """Validation frames in (sequence, frame) order, ``batch_size`` at a time (consecutive frames of a
+        sequence share a batch, so the quasi-dense embedding loss has pairs in validation too)."""
+        return self._loader(self.val_set, self.batch_size)
