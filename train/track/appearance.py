@@ -10,8 +10,8 @@ embedding each:
 - appearance: ``d_app = (1 - cos(track appearance, detection embedding)) / 2`` in [0, 1], the track's appearance
   being an exponential moving average of the unit embeddings of its confident matches (BoT-SORT's EMA,
   ``e <- m * e + (1 - m) * f``, renormalised; JDE / FairMOT use the same smoothing); a pair with
-  ``d_app > appearance_thresh`` may not match at all (the appearance gate, BoT-SORT's ``appearance_thresh`` on the
-  same halved cosine distance);
+  ``d_app > appearance_thresh`` counts as looking unlike (``d_app`` set to 1, BoT-SORT's appearance gate on the same
+  halved cosine distance): it can still match on a good overlap, never on appearance;
 - fused: ``(1 - appearance_weight) * d_iou + appearance_weight * d_app`` (DeepSORT's weighted sum of a motion and
   an appearance term, Wojke et al. 2017 eq. 5), assigned under ByteTrack's ``match_thresh``.
 
@@ -37,8 +37,8 @@ class AppearanceTracker(ByteTracker):
         appearance_weight: weight of the appearance distance in the fused cost, in [0, 1] (0 = motion only).
         proximity_thresh: motion gate, the largest IoU distance (1 - IoU x score) a pair may have to match when
             appearance is used, in [0, 1].
-        appearance_thresh: appearance gate, the largest halved cosine distance ``(1 - cos) / 2`` a pair may have to
-            match, in [0, 1] (0.25 = cosine similarity 0.5, BoT-SORT's default).
+        appearance_thresh: appearance gate: a pair whose halved cosine distance ``(1 - cos) / 2`` exceeds it gets
+            the largest appearance distance, 1, in [0, 1] (0.25 = cosine similarity 0.5, BoT-SORT's default).
         ema_momentum: weight of a track's previous appearance when a confident match updates it, in [0, 1)
             (BoT-SORT: 0.9).
         **kwargs: :class:`ByteTracker`'s parameters (keyword-only, same defaults).
@@ -73,9 +73,9 @@ class AppearanceTracker(ByteTracker):
         d_app = (1.0 - appearance @ embeddings[det].T) / 2.0  # (T', D) in [0, 1]
         cost = d_iou.copy()
         w = self.appearance_weight
-        sub = (1.0 - w) * d_iou[rows] + w * d_app
-        refused = (d_iou[rows] > self.proximity_thresh) | (d_app > self.appearance_thresh)
-        cost[rows] = np.where(refused, _INFEASIBLE, sub)
+        d_app = np.where(d_app > self.appearance_thresh, 1.0, d_app)  # appearance gate: looks unlike
+        fused = (1.0 - w) * d_iou[rows] + w * d_app
+        cost[rows] = np.where(d_iou[rows] > self.proximity_thresh, _INFEASIBLE, fused)  # motion gate
         return cost
 
     def _observe(self, pairs: list[tuple[_Track, int]], embeddings: np.ndarray | None) -> None:
