@@ -7,10 +7,11 @@ cross each other's paths often and change direction abruptly. The synthetic stag
 - two dancers whose boxes meet head-on turn back together with probability ``bump_prob`` (:class:`Bumps`): seen
   from the Kalman filter of a motion-only tracker, a bump and a pass are the same until the two separate, and
   a bump swaps their identities;
-- each dancer wears its own costume (:class:`Costumes`): one of 6 hues, 60 degrees apart on the colour wheel
-  around the sequence's base hue, times 4 torso textures (plain, horizontal stripes, vertical stripes, checks),
-  drawn without repetition until the 24 combinations are used; trousers and skin are the same for all. Colour and
-  texture are what tells two dancers apart.
+- each dancer wears its own costume (:class:`Costumes`): one of 8 hues, 45 degrees apart on the colour wheel
+  around the sequence's base hue, times 4 torso textures (plain; horizontal stripes in a pale tint of the hue;
+  vertical stripes in a dark shade of it; checks in the opposite hue), drawn without repetition until the 32
+  combinations are used; trousers and skin are the same for all. Colour and texture are what tells two dancers
+  apart (each texture also changes the torso's mean colour, so a small model sees it too).
 
 Deterministic given the sequence's generator.
 """
@@ -27,8 +28,8 @@ from builder.synth.scene import Look
 
 #: Torso textures (:func:`builder.synth.draw.draw_person` draws them): index into this tuple is ``Look.pattern``.
 PATTERNS = ("plain", "hstripes", "vstripes", "checks")
-#: Hues per sequence, evenly spread (OpenCV hue units 0..180: 30 units = 60 degrees apart).
-HUE_SLOTS = 6
+#: Hues per sequence, evenly spread (OpenCV hue units 0..180: 22 units ~ 45 degrees apart).
+HUE_SLOTS = 8
 #: Largest angle (radians) between a dancer's direction and the horizontal when it starts or turns.
 MAX_ANGLE = 0.5
 #: Trousers and skin of every dancer (BGR).
@@ -50,12 +51,13 @@ class Costumes:
         self.given = 0
 
     def next_look(self) -> Look:
-        """The next dancer's look: saturated costume colour, a pale accent of the same hue for the texture."""
+        """The next dancer's look: a saturated costume colour and its texture's accent (see the module docstring)."""
         combo = int(self.order[self.given % len(self.order)])
         self.given += 1
         hue = self.base_hue + (combo % HUE_SLOTS) * (180 // HUE_SLOTS)
         pattern = combo // HUE_SLOTS
-        return Look(_hsv(hue, 230, 225), TROUSERS, SKIN, pattern=pattern, accent=_hsv(hue, 70, 255))
+        accent = (None, _hsv(hue, 60, 255), _hsv(hue, 255, 90), _hsv(hue + 90, 230, 225))[pattern]
+        return Look(_hsv(hue, 230, 225), TROUSERS, SKIN, pattern=pattern, accent=accent or (0, 0, 0))
 
 
 def uniform_velocity(speed: float, direction: float, rng: np.random.Generator) -> tuple[float, float]:

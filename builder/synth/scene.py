@@ -179,7 +179,7 @@ def scene_spec(source: str, objects: tuple[int, int]) -> SceneSpec:
     if source == "dancetrack":
         dancers = (objects[0] + 1, objects[1] + 1)
         return SceneSpec("stage", (ActorType("1", "person", 1.0),), dancers, speed=0.012, enter_prob=0.15,
-                         costumes=True, bump_prob=0.5, bounce=True)
+                         costumes=True, bump_prob=0.7, bounce=True)
     if source == "visdrone":
         score0 = frozenset({"score0"})
         types = (ActorType("1", "person", 3.0), ActorType("3", "bicycle", 0.5), ActorType("4", "car", 5.0),

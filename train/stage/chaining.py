@@ -12,8 +12,9 @@ Class-indexed layouts (K = number of foreground classes):
 
 - Faster R-CNN ``roi_heads.box_predictor.cls_score``: rows [background, class 1..K];
   ``bbox_pred``: 4 rows per class in the same order (background first).
-- FCOS ``head.classification_head.cls_logits``: K rows (output channels), class k at row k - 1.
-- RetinaNet ``head.classification_head.cls_logits``: A * K rows, anchor-major (row a * K + k - 1).
+- FCOS ``head.classification_head.cls_logits``: K + 1 rows (output channels), [background, class 1..K].
+- RetinaNet ``head.classification_head.cls_logits``: A * (K + 1) rows, anchor-major, each anchor's block
+  [background, class 1..K] (row a * (K + 1) + k).
 
 The appearance-embedding branch (``roi_heads.embed_head.*``, ``embed_head.*``; train/stage/embedding.py) is not
 class-indexed: it is carried by name like the box head, bit for bit. What is tied to one build is not carried: the
@@ -180,7 +181,7 @@ def class_index_layout(model: nn.Module) -> dict[str, tuple[int, int, int]]:
     if isinstance(model, FCOS | RetinaNet):
         anchors = model.head.classification_head.num_anchors if isinstance(model, RetinaNet) else 1
         p = "head.classification_head.cls_logits."
-        return {p + "weight": (1, 0, anchors), p + "bias": (1, 0, anchors)}
+        return {p + "weight": (1, 1, anchors), p + "bias": (1, 1, anchors)}
     raise TypeError(f"no class-index layout for {type(model).__name__}; expected FasterRCNN, FCOS or RetinaNet")
 
 

@@ -124,7 +124,9 @@ def build_model(*, arch: str, backbone: str, num_classes: int, min_size: int = 8
     Args:
         arch: ``fasterrcnn`` | ``fcos`` | ``retinanet``.
         backbone: a key of :data:`BACKBONES` (``tiny`` trains from scratch on CPU; ``resnet50``, ...).
-        num_classes: K, the build's class count (Faster R-CNN gets K + 1 outputs with background at 0).
+        num_classes: K, the build's class count. Every detector gets K + 1 class outputs with row 0 for the
+            background, so labels are the unified ids 1..K in training and in its outputs (torchvision's FCOS and
+            RetinaNet index their class logits by the label itself: row 0 is never a positive there).
         min_size, max_size: test-time resize (shortest side, longest-side cap) in pixels.
         weights_path: local COCO-pretrained checkpoint to start from, or None for random init.
         anchor_multipliers: anchor sizes per level as multiples of the level stride (default per arch,
@@ -178,10 +180,11 @@ def _one_stage(arch: str, body: nn.Module, num_classes: int, sizes: tuple, aspec
     """FCOS (one square anchor per location) or RetinaNet, with the dense embedding head when ``embed``."""
     ratios = ((1.0,),) if arch == "fcos" else (tuple(aspect_ratios),)
     anchors = AnchorGenerator(sizes, ratios * len(sizes))
+    outputs = num_classes + 1  # row 0 = background (never a positive), rows 1..K = the unified ids
     if embed:
         cls = EmbeddingFCOS if arch == "fcos" else EmbeddingRetinaNet
-        return cls(body, num_classes, anchor_generator=anchors, embedding=embed, **kwargs)
-    return (FCOS if arch == "fcos" else RetinaNet)(body, num_classes, anchor_generator=anchors, **kwargs)
+        return cls(body, outputs, anchor_generator=anchors, embedding=embed, **kwargs)
+    return (FCOS if arch == "fcos" else RetinaNet)(body, outputs, anchor_generator=anchors, **kwargs)
 
 
 def load_pretrained(model: nn.Module, weights_path: str | Path) -> dict[str, list[str]]:

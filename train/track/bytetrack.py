@@ -225,9 +225,10 @@ class ByteTracker:
             t.mean, t.cov = m, c
 
     def _cost(self, tracks: list[_Track], det: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
-              labels: np.ndarray, embeddings: np.ndarray | None) -> np.ndarray:
-        """Association cost (T, D) of ``tracks`` vs detections ``det`` (indices) in steps 1 and 3: the IoU distance,
-        score-fused if ``fuse_score`` (the motion-only rule; embeddings are not used)."""
+              labels: np.ndarray, embeddings: np.ndarray | None, limit: float) -> np.ndarray:
+        """Association cost (T, D) of ``tracks`` vs detections ``det`` (indices) in steps 1 and 3, assigned under
+        ``limit`` (pairs above it never match): the IoU distance, score-fused if ``fuse_score`` (the motion-only
+        rule; embeddings are not used)."""
         return self._distance(tracks, boxes[det], labels[det], scores[det] if self.fuse_score else None)
 
     def _observe(self, pairs: list[tuple[_Track, int]], embeddings: np.ndarray | None) -> None:
@@ -276,7 +277,7 @@ class ByteTracker:
 
         # Step 1: high-score detections vs every predicted track (tracked and lost): score-fused IoU distance
         # (and appearance, in AppearanceTracker's cost).
-        dist = self._cost(pool, high, boxes, scores, labels, embeddings)
+        dist = self._cost(pool, high, boxes, scores, labels, embeddings, self.match_thresh)
         matches, left_tracks, left_high = assign(dist, self.match_thresh)
         pairs += [(pool[i], int(high[j])) for i, j in matches]
         confident = list(pairs)
@@ -291,7 +292,8 @@ class ByteTracker:
 
         # Step 3: tracks born last frame (unconfirmed) vs the high detections left after step 1.
         left_high_idx = high[left_high]
-        dist = self._cost(unconfirmed, left_high_idx, boxes, scores, labels, embeddings)
+        dist = self._cost(unconfirmed, left_high_idx, boxes, scores, labels, embeddings,
+                          self.unconfirmed_match_thresh)
         matches, left_unconfirmed, still_left = assign(dist, self.unconfirmed_match_thresh)
         pairs += [(unconfirmed[i], int(left_high_idx[j])) for i, j in matches]
         confident += [(unconfirmed[i], int(left_high_idx[j])) for i, j in matches]
