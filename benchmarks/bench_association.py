@@ -39,8 +39,8 @@ from train.track.runner import (
     make_tracker,
     run_tracker,
     sequence_frames,
-    tracker_parameters,
     tracker_class,
+    tracker_parameters,
 )
 
 METRICS = ("HOTA", "AssA", "IDF1", "IDSW")
