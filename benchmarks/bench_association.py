@@ -1,10 +1,9 @@
 """Association: one detector checkpoint tracked motion-only vs with its trained appearance embeddings.
 
-Run (after ``make demo``; 2-core CPU, about a minute)::
+Run (after ``make demo``; 2-core CPU, a few minutes)::
 
-    python benchmarks/bench_association.py                         # runs/demo/stage2/latest, data/builds/demo_stage2
-    python benchmarks/bench_association.py --checkpoint runs/demo/stage3/latest/best_model.pth \\
-        --build data/builds/demo_stage3 --heldout 25 --seed 1
+    python benchmarks/bench_association.py          # every demo stage: runs/demo/stage<N>/latest, data/builds/demo_stage<N>
+    python benchmarks/bench_association.py --stages 2 --heldout 25 --seed 1 --runs runs/demo --builds data/builds
 
 The detector runs once per sequence; both trackers are fed exactly the same detections:
 
@@ -29,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from builder.formats.build_layout import build_classes, split_val_sets
+from builder.formats.build_layout import split_val_sets
 from builder.synth import SynthScale, write_synth
 from builder.synth.scales import SplitPlan
 from train.evaluate.results import evaluate_mot, rules_for_source
@@ -49,8 +48,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", type=Path, default=REPO / "runs/demo/stage2/latest/best_model.pth")
-    p.add_argument("--build", type=Path, default=REPO / "data/builds/demo_stage2")
+    p.add_argument("--runs", type=Path, default=REPO / "runs/demo", help="<runs>/stage<N>/latest/best_model.pth")
+    p.add_argument("--builds", type=Path, default=REPO / "data/builds", help="<builds>/demo_stage<N>")
+    p.add_argument("--stages", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--val-set", default="dancetrack")
     p.add_argument("--heldout", type=int, default=25, help="held-out DanceTrack-like sequences (<= 25)")
     p.add_argument("--seed", type=int, default=1, help="synthetic seed of the held-out sequences (demo: 0)")
@@ -107,36 +107,53 @@ def print_table(title: str, results: dict[str, dict]) -> None:
                                       for m in METRICS))
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
-    detect, classes = detector_from_checkpoint(args.checkpoint)
+def heldout_sequences(work: Path, count: int, seed: int) -> Path:
+    """Write ``count`` DanceTrack-like sequences (demo size, 40 frames) of synthetic seed ``seed``; their folder."""
+    scale = SynthScale(name="heldout", ground_size=(320, 192), aerial_size=(320, 240), objects=(4, 10),
+                       plans=(("dancetrack", (SplitPlan("val", count, 40),)),))
+    return write_synth(work / "synth", scale=scale, seed=seed, sources=["dancetrack"])["dancetrack"] / "val"
+
+
+def bench_stage(stage: int, args: argparse.Namespace, heldout: Path, work: Path) -> None:
+    """Both trackers on one stage's checkpoint: the locked val set, the held-out set, the paired bootstrap."""
+    checkpoint = args.runs / f"stage{stage}" / "latest" / "best_model.pth"
+    build = args.builds / f"demo_stage{stage}"
+    detect, classes = detector_from_checkpoint(checkpoint)
     if not detect.has_embedding:
-        raise SystemExit(f"{args.checkpoint}: the detector has no embedding head (model.embedding.enabled=false)")
+        raise SystemExit(f"{checkpoint}: the detector has no embedding head (model.embedding.enabled=false)")
     params = trackers(dict(detect.config.get("tracker") or {}))
     emb = detect.config["model"]["embedding"]
-    print(f"checkpoint {args.checkpoint} (embedding: {emb['loss']}, {emb['dim']}-d); trackers {params}")
-    build_classes(args.build)  # a readable build
-    val_names = split_val_sets(args.build, "val")[args.val_set]
-    work = Path(tempfile.mkdtemp(prefix="bench_association_"))
-    track_all(detect, [args.build / "val" / n for n in val_names], work / "val", params)
-    val = {t: score(args.build / "val", work / "val" / t, val_names, classes) for t in params}
-    print_table(f"locked {args.val_set} val set of {args.build.name}: {len(val_names)} sequences", val)
-
-    scale = SynthScale(name="heldout", ground_size=(320, 192), aerial_size=(320, 240), objects=(4, 10),
-                       plans=(("dancetrack", (SplitPlan("val", args.heldout, 40),)),))
-    root = write_synth(work / "synth", scale=scale, seed=args.seed, sources=["dancetrack"])["dancetrack"] / "val"
-    names = sorted(p.name for p in root.iterdir())
-    track_all(detect, [root / n for n in names], work / "heldout", params)
-    held = {t: score(root, work / "heldout" / t, names, classes) for t in params}
+    print(f"\n=== stage {stage}: {checkpoint} (embedding {emb['loss']}, {emb['dim']}-d)\n  trackers: {params}")
+    val_names = split_val_sets(build, "val")[args.val_set]
+    out = work / f"stage{stage}"
+    track_all(detect, [build / "val" / n for n in val_names], out / "val", params)
+    val = {t: score(build / "val", out / "val" / t, val_names, classes) for t in params}
+    print_table(f"locked {args.val_set} val set of {build.name}: {len(val_names)} sequences", val)
+    names = sorted(p.name for p in heldout.iterdir())
+    track_all(detect, [heldout / n for n in names], out / "heldout", params)
+    held = {t: score(heldout, out / "heldout" / t, names, classes) for t in params}
     print_table(f"held-out DanceTrack-like sequences (synthetic seed {args.seed}): {len(names)} sequences", held)
-    print(f"\npaired bootstrap over the {len(names)} held-out sequences ({args.resamples} resamples), mean "
-          "per-sequence gain of appearance over motion [95% interval]:")
+    print(f"  paired bootstrap over the {len(names)} held-out sequences ({args.resamples} resamples), mean "
+          "per-sequence gain [95% interval]:")
     for m in ("AssA", "IDF1", "HOTA"):
         a, b = (np.array([held[t]["per_sequence"][n][m] for n in names]) for t in ("motion", "appearance"))
         mean, lo, hi = paired_bootstrap(a, b, args.resamples)
         print(f"  {m:<5} {mean:+6.2f} [{lo:+6.2f}, {hi:+6.2f}]  "
               f"{'gain beyond the interval' if lo > 0 else 'within noise'}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    work = Path(tempfile.mkdtemp(prefix="bench_association_"))
+    heldout = heldout_sequences(work, args.heldout, args.seed)
+    done = 0
+    for stage in args.stages:
+        if not (args.runs / f"stage{stage}" / "latest" / "best_model.pth").is_file():
+            print(f"stage {stage}: no {args.runs}/stage{stage}/latest/best_model.pth (run `make demo`): skipped")
+            continue
+        bench_stage(stage, args, heldout, work)
+        done += 1
+    return 0 if done else 2
 
 
 if __name__ == "__main__":
