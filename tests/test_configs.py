@@ -154,3 +154,14 @@ def test_pretrained_weights_matching_nothing_are_an_error_naming_the_file(tmp_pa
     torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, tmp_path / "ddp.pth")
     with pytest.raises(ConfigError, match=r"ddp.pth.*no tensor matches.*module\."):
         load_pretrained(model, tmp_path / "ddp.pth")
+
+
+def test_embedding_options_compose_and_switch_the_loss():
+    qd = _compose("experiment=demo")
+    assert qd.model.embedding.enabled and qd.model.embedding.loss == "quasi_dense" and qd.model.embedding.dim == 64
+    ident = _compose("model/embedding=identity", "model=fasterrcnn_resnet50")
+    assert ident.model.embedding.loss == "identity" and ident.model.embedding.dim == 256
+    off = _compose("experiment=demo", "model.embedding.enabled=false")
+    model = hydra.utils.instantiate(off.model, num_classes=2)
+    assert not any("embed" in k for k in model.state_dict())
+    assert _compose().tracker.name == "appearance" and _compose("tracker=bytetrack").tracker.name == "bytetrack"

@@ -124,9 +124,8 @@ def build_model(*, arch: str, backbone: str, num_classes: int, min_size: int = 8
     Args:
         arch: ``fasterrcnn`` | ``fcos`` | ``retinanet``.
         backbone: a key of :data:`BACKBONES` (``tiny`` trains from scratch on CPU; ``resnet50``, ...).
-        num_classes: K, the build's class count. Every detector gets K + 1 class outputs with row 0 for the
-            background, so labels are the unified ids 1..K in training and in its outputs (torchvision's FCOS and
-            RetinaNet index their class logits by the label itself: row 0 is never a positive there).
+        num_classes: K, the build's class count. Every detector gets K + 1 class outputs, row 0 the background,
+            so labels are the unified ids 1..K in and out (FCOS / RetinaNet index their logits by the label).
         min_size, max_size: test-time resize (shortest side, longest-side cap) in pixels.
         weights_path: local COCO-pretrained checkpoint to start from, or None for random init.
         anchor_multipliers: anchor sizes per level as multiples of the level stride (default per arch,
