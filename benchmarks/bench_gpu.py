@@ -39,8 +39,9 @@ from bench_data import generated_frames, target_for  # noqa: E402
 from train.config import compose  # noqa: E402
 from train.stage.datasets import collate_frames, read_image  # noqa: E402
 from train.stage.distributed import auto_num_workers, usable_cpus  # noqa: E402
+from train.stage.module import model_targets  # noqa: E402
 from train.stage.transforms import make_transform  # noqa: E402
-from train.track.runner import TorchDetector  # noqa: E402
+from train.track.runner import TorchDetector, make_tracker  # noqa: E402
 
 SMOKE = ["model=tiny", "data.scales=[96]", "data.max_size=160", "data.eval_size=96", "model.tiny_channels=[16,32,64]",
          "model.fpn_channels=32", "model.box_head_dim=64"]
@@ -78,7 +79,7 @@ def bench_training(model, loader, device, steps: int, warmup: int, amp: bool) ->
             batch = next(it)
         waited += time.perf_counter() - t0
         imgs = [im.to(device, non_blocking=True) for im in batch[0]]
-        tgts = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in batch[1]]
+        tgts = [{k: v.to(device) for k, v in t.items()} for t in model_targets(batch[1])]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             loss = sum(model(imgs, tgts).values())
         opt.zero_grad(set_to_none=True)
@@ -91,13 +92,11 @@ def bench_training(model, loader, device, steps: int, warmup: int, amp: bool) ->
             "peak_gb": _peak(device)}
 
 
-def bench_inference(model, paths: list[Path], device, batch: int, amp: bool) -> dict:
-    """Detector + tracker over the frames, batched as the tracking runner does."""
+def bench_inference(model, paths: list[Path], device, batch: int, amp: bool, tracker_params: dict) -> dict:
+    """Detector (+ its embeddings) + the stage's tracker over the frames, batched as the tracking runner does."""
     import cv2
 
-    from train.track.bytetrack import ByteTracker
-
-    detect, tracker = TorchDetector(model, device, 0.05), ByteTracker()
+    detect, tracker = TorchDetector(model, device, 0.05), make_tracker(tracker_params, 30.0)
     frames = [cv2.imread(str(p)) for p in paths]
     torch.cuda.reset_peak_memory_stats() if device.type == "cuda" else None
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -105,8 +104,8 @@ def bench_inference(model, paths: list[Path], device, batch: int, amp: bool) -> 
         _sync(device)
         start = time.perf_counter()
         for i in range(0, len(frames), batch):
-            for boxes, scores, labels in detect.batch(frames[i:i + batch]):
-                tracker.update(boxes, scores, labels)
+            for detections in detect.batch(frames[i:i + batch]):
+                tracker.update(*detections)
         _sync(device)
     return {"frames_per_s": len(frames) / (time.perf_counter() - start), "peak_gb": _peak(device)}
 
@@ -153,7 +152,8 @@ def main() -> int:
                             num_workers=0 if args.smoke else args.workers, collate_fn=collate_frames,
                             pin_memory=device.type == "cuda", persistent_workers=not args.smoke and args.workers > 0)
         train = bench_training(model, loader, device, steps, warmup, amp)
-        infer = bench_inference(model, paths, device, batch=8, amp=amp)
+        tracker_params = OmegaConf.to_container(cfg.tracker, resolve=True)
+        infer = bench_inference(model, paths, device, batch=8, amp=amp, tracker_params=tracker_params)
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     print(f"{name}: stage config {args.stage}, model {cfg.model.arch}/{cfg.model.backbone}, batch "
           f"{cfg.data.batch_size}, scales {list(cfg.data.scales)}, max side {cfg.data.max_size}, bf16 {amp}, "
@@ -161,7 +161,7 @@ def main() -> int:
     print(f"  training : {train['images_per_s']:.1f} images/s, {1000 * train['step_s']:.0f} ms/step, "
           f"waiting for data {100 * train['data_wait_fraction']:.0f}% of the time, peak memory "
           f"{train['peak_gb'] if train['peak_gb'] is None else round(train['peak_gb'], 2)} GiB")
-    print(f"  tracking : {infer['frames_per_s']:.1f} frames/s (detector batch 8 + ByteTracker), peak memory "
+    print(f"  tracking : {infer['frames_per_s']:.1f} frames/s (detector batch 8 + tracker {tracker_params['name']}), peak memory "
           f"{infer['peak_gb'] if infer['peak_gb'] is None else round(infer['peak_gb'], 2)} GiB")
     return 0
 

@@ -29,7 +29,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from train.stage.datamodule import BuildDataModule
-from train.stage.module import DetectionModule
+from train.stage.module import DetectionModule, model_targets
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -51,7 +51,8 @@ def _setup(args: argparse.Namespace):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[*args.overrides, f"model={args.model}", "paths.output_dir=/tmp/bench"])
     dm = BuildDataModule(args.build, batch_size=args.batch_size, num_workers=args.workers,
-                         scales=list(cfg.data.scales), max_size=cfg.data.max_size, eval_size=cfg.data.eval_size)
+                         scales=list(cfg.data.scales), max_size=cfg.data.max_size, eval_size=cfg.data.eval_size,
+                         clip_length=cfg.data.clip_length)
     dm.setup()
     return cfg, dm
 
@@ -64,7 +65,7 @@ def _model(cfg, classes: int, seed: int = 0) -> torch.nn.Module:
 def _to(batch, device):
     images, targets = batch
     return ([i.to(device, non_blocking=True) for i in images],
-            [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in targets])
+            [{k: v.to(device) for k, v in t.items()} for t in model_targets(targets)])
 
 
 def bare_loop(cfg, dm: BuildDataModule, args: argparse.Namespace) -> dict:

@@ -19,11 +19,11 @@ from train.stage.chaining import (
     parent_stage_command,
     remap_head,
     resolve_init,
-    resumed_init,
     sha256_file,
     update_latest,
 )
 from train.stage.models import build_model
+from train.stage.resume import resumed_init
 
 torch.set_num_threads(1)
 OLD = ["person", "vehicle"]
@@ -126,6 +126,53 @@ def test_stage_1_to_2_to_3_chain_with_a_class_list_change(tiny_builds, tmp_path)
     b = "roi_heads.box_predictor.bbox_pred.weight"
     assert torch.equal(child[b][4 * 1: 4 * 2], parent[b][4 * 2: 4 * 3])  # vehicle: new row 1 <- old row 2
     assert torch.equal(child["backbone.body.stem.0.0.weight"], parent["backbone.body.stem.0.0.weight"])
+    # the appearance-embedding head is carried by name, bit for bit, through the class-list change
+    embed = [k for k in parent if k.startswith("roi_heads.embed_head.")]
+    assert embed and all(torch.equal(child[k], parent[k]) for k in embed)
+    assert (info3["parent"]["rebuilt"], info3["parent"]["fresh"], info3["parent"]["dropped_modules"]) == ([], [], [])
+
+
+def _embedding_model(arch: str, classes: list[str], loss: str = "quasi_dense", seed: int = 0):
+    torch.manual_seed(seed)
+    return build_model(arch=arch, backbone="tiny", num_classes=len(classes), min_size=64, max_size=96,
+                       fpn_channels=32, tiny_channels=(16, 32, 64), box_head_dim=32,
+                       embedding={"enabled": True, "dim": 8, "convs": 1, "fc_dim": 16, "loss": loss})
+
+
+@pytest.mark.parametrize("arch", ["fasterrcnn", "fcos"])
+@pytest.mark.parametrize("classes", [OLD, NEW], ids=["same classes", "new class list"])
+def test_chaining_keeps_the_embedding_weights_bit_identical(tmp_path, arch, classes):
+    parent = _embedding_model(arch, OLD, seed=1)
+    path = tmp_path / "best_model.pth"
+    torch.save({"state_dict": parent.state_dict(), "classes": OLD, "config": {}, "stage": 1}, path)
+    child = _embedding_model(arch, classes, seed=2)  # another init: every tensor differs before loading
+    report = load_init_weights(child, path, classes)
+    embed = [k for k in parent.state_dict() if "embed_head." in k]
+    assert embed and all(torch.equal(child.state_dict()[k], parent.state_dict()[k]) for k in embed)
+    assert report.fresh == [] and report.rebuilt == []
+
+
+def test_the_identity_classifier_is_rebuilt_and_a_parent_without_the_branch_starts_it_fresh(tmp_path):
+    parent = _embedding_model("fasterrcnn", OLD, loss="identity")
+    parent.roi_heads.embed_loss.set_identity_count(11)  # sized by the parent's build
+    path = tmp_path / "best_model.pth"
+    torch.save({"state_dict": parent.state_dict(), "classes": OLD}, path)
+    child = _embedding_model("fasterrcnn", OLD, loss="identity", seed=3)
+    report = load_init_weights(child, path, OLD)
+    assert report.rebuilt == ["roi_heads.embed_loss.identity_classifier"]
+    assert child.roi_heads.embed_loss.identity_classifier is None  # built for this build when fitting starts
+    assert "rebuilt" in report.as_parent() and InitReport.from_parent(report.as_parent()) == report
+
+    plain = tmp_path / "plain.pth"
+    torch.save({"state_dict": _tiny("fasterrcnn", OLD).state_dict(), "classes": OLD}, plain)
+    child = _embedding_model("fasterrcnn", OLD, seed=4)
+    fresh = {k: v.clone() for k, v in child.state_dict().items() if "embed_head." in k}
+    report = load_init_weights(child, plain, OLD)
+    assert report.fresh == ["roi_heads.embed_head"]
+    assert all(torch.equal(child.state_dict()[k], v) for k, v in fresh.items())
+    report = load_init_weights(_tiny("fasterrcnn", OLD), path, OLD)  # the child has no branch: left out
+    assert report.dropped_modules == ["roi_heads.embed_head"] and report.rebuilt == [
+        "roi_heads.embed_loss.identity_classifier"]
 
 
 def test_missing_parent_error_names_the_command_with_the_runs_experiment_and_paths(tmp_path):

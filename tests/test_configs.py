@@ -57,7 +57,8 @@ def test_stage_deltas_carry_the_team_plan():
     assert s2.optim.lr == 1e-5 and s2.init_from == "auto" and s1.init_from is None
     assert (s1.data.max_size, s2.data.max_size, s3.data.max_size) == (1000, 1000, 1100)
     assert list(s3.data.scales) == list(range(480, 641, 32))
-    assert (s3.data.batch_size, s3.trainer.accumulate_grad_batches) == (1, 4)
+    # stage 3's larger images: one pair of frames of a clip per step (the embedding's quasi-dense loss needs two)
+    assert (s3.data.batch_size, s3.data.clip_length, s3.trainer.accumulate_grad_batches) == (2, 2, 2)
     assert s3.stage.monitor_set == "visdrone" and s3.init_from == "auto"
     assert [c.data.build_dir for c in (s1, s2, s3)] == [f"data/builds/stage{i}" for i in (1, 2, 3)]
 
@@ -153,3 +154,14 @@ def test_pretrained_weights_matching_nothing_are_an_error_naming_the_file(tmp_pa
     torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, tmp_path / "ddp.pth")
     with pytest.raises(ConfigError, match=r"ddp.pth.*no tensor matches.*module\."):
         load_pretrained(model, tmp_path / "ddp.pth")
+
+
+def test_embedding_options_compose_and_switch_the_loss():
+    qd = _compose("experiment=demo")
+    assert qd.model.embedding.enabled and qd.model.embedding.loss == "quasi_dense" and qd.model.embedding.dim == 64
+    ident = _compose("model/embedding=identity", "model=fasterrcnn_resnet50")
+    assert ident.model.embedding.loss == "identity" and ident.model.embedding.dim == 256
+    off = _compose("experiment=demo", "model.embedding.enabled=false")
+    model = hydra.utils.instantiate(off.model, num_classes=2)
+    assert not any("embed" in k for k in model.state_dict())
+    assert _compose().tracker.name == "appearance" and _compose("tracker=bytetrack").tracker.name == "bytetrack"

@@ -100,7 +100,8 @@ def test_a_rank_outside_the_world_is_refused():
 def test_validation_shards_hold_every_frame_once():
     shards = [list(ShardSampler(11, num_replicas=3, rank=r)) for r in range(3)]
     assert sorted(i for s in shards for i in s) == list(range(11))
-    assert [len(ShardSampler(11, num_replicas=3, rank=r)) for r in range(3)] == [4, 4, 3]
+    assert shards == [[0, 1, 2], [3, 4, 5, 6], [7, 8, 9, 10]]  # contiguous: a sequence's frames stay together
+    assert [len(ShardSampler(11, num_replicas=3, rank=r)) for r in range(3)] == [3, 4, 4]
 
 
 def test_the_datamodule_shards_its_loaders_for_the_trainer_it_is_attached_to(tiny_builds):
@@ -111,7 +112,7 @@ def test_the_datamodule_shards_its_loaders_for_the_trainer_it_is_attached_to(tin
     train, val = dm.train_dataloader(), dm.val_dataloader()
     assert (train.sampler.num_replicas, train.sampler.rank) == (2, 1)
     assert len(train.sampler) == len(dm.train_set) // 2
-    assert list(val.sampler) == list(range(1, len(dm.val_set), 2))
+    assert list(val.sampler) == list(range(len(dm.val_set) // 2, len(dm.val_set)))
     assert train.pin_memory is False  # auto: off on the CPU
     dm.trainer.strategy.root_device = torch.device("cuda", 0)  # (no GPU needed: only the flag is read)
     assert dm.train_dataloader().pin_memory is True

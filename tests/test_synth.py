@@ -410,3 +410,51 @@ def test_demo_manifest_digests_match_the_demo_scale_output(tmp_path: Path) -> No
         for entry in m.entries:
             digest = sequence_digest(adapter.read_sequence(entry.split, entry.name).frames, classes)
             assert digest == entry.digest, (source, entry.name)
+
+
+# --- the DanceTrack-like stage: appearance is necessary ---------------------------------------------------------
+def test_dancers_wear_distinct_costumes_until_the_palette_is_used_up() -> None:
+    from builder.synth.dance import HUE_SLOTS, PATTERNS, Costumes
+
+    costumes = Costumes(40, np.random.default_rng(0))
+    looks = [costumes.next_look() for _ in range(HUE_SLOTS * len(PATTERNS))]
+    assert len({(lk.main, lk.pattern, lk.accent) for lk in looks}) == len(looks)
+    assert {lk.second for lk in looks} == {looks[0].second} and {lk.skin for lk in looks} == {looks[0].skin}
+    assert costumes.next_look() == looks[0]  # then the palette cycles
+
+
+@pytest.mark.parametrize("probability,turned", [(1.0, True), (0.0, False)])
+def test_dancers_meeting_head_on_bump_or_pass(probability: float, turned: bool) -> None:
+    from types import SimpleNamespace
+
+    from builder.synth.dance import Bumps
+
+    a = SimpleNamespace(tid=1, x=100.0, vx=4.0, vy=1.0)
+    b = SimpleNamespace(tid=2, x=104.0, vx=-4.0, vy=0.5)
+    box_of = {1: (85, 20, 115, 90), 2: (89, 21, 119, 91)}
+    bumps = Bumps(probability, np.random.default_rng(0))
+    bumps([a, b], lambda d: box_of[d.tid])
+    assert (a.vx < 0 and b.vx > 0) == turned and (a.vy, b.vy) == ((-1.0, -0.5) if turned else (1.0, 0.5))
+    bumps([a, b], lambda d: box_of[d.tid])  # one meeting, one decision
+    assert (a.vx < 0) == turned
+
+
+def test_dancers_have_one_size_and_one_speed() -> None:
+    from builder.synth.motion import simulate
+    from builder.synth.scene import scene_spec
+
+    sim = simulate(scene_spec("dancetrack", (4, 10)), (320, 192), 40, np.random.default_rng(3))
+    # one size: the box height is a function of the foot row alone (perspective), whoever the dancer is
+    heights: dict[int, set[int]] = {}
+    for frame in sim.frames:
+        for inst in frame:
+            heights.setdefault(inst.box[3], set()).add(inst.box[3] - inst.box[1])
+    assert all(max(h) - min(h) <= 1 for h in heights.values())
+    assert len({inst.tid for frame in sim.frames for inst in frame}) >= 5
+    # one speed: every new heading keeps the magnitude, within 0.5 rad of the horizontal, the given way
+    from builder.synth.dance import MAX_ANGLE, uniform_velocity
+
+    for direction in (-1.0, 1.0):
+        vx, vy = uniform_velocity(3.84, direction, np.random.default_rng(7))
+        assert np.hypot(vx, vy) == pytest.approx(3.84) and np.sign(vx) == direction
+        assert abs(np.arctan2(vy, abs(vx))) <= MAX_ANGLE

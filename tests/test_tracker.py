@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from builder.errors import BuilderError
 from train.errors import ConfigError
 from train.track.bytetrack import ByteTracker, assign, box_iou
 from train.track.kalman import KalmanFilterXYAH, xyah_to_xyxy, xyxy_to_xyah
@@ -250,8 +251,13 @@ def test_make_tracker_names_unknown_parameters():
     from train.track.runner import make_tracker
 
     assert make_tracker({"track_buffer": 60}, 15.0).max_time_lost == 30  # int(15 / 30 * 60)
-    with pytest.raises(ConfigError, match=r"\['hi_thresh'\] not known; valid: \['high_thresh'"):
+    with pytest.raises(ConfigError, match=r"\['hi_thresh'\] not known to ByteTracker; valid: \['high_thresh'"):
         make_tracker({"hi_thresh": 0.3}, 30.0)
+    assert type(make_tracker({"name": "appearance", "appearance_weight": 0.5}, 30.0)).__name__ == "AppearanceTracker"
+    with pytest.raises(ConfigError, match="appearance_weight.*not known to ByteTracker"):
+        make_tracker({"appearance_weight": 0.5}, 30.0)
+    with pytest.raises(BuilderError, match="tracker 'sort' is not registered! Available: appearance, bytetrack"):
+        make_tracker({"name": "sort"}, 30.0)
 
 
 def test_tracker_overrides_parse_values_and_name_a_bad_one():
@@ -259,7 +265,14 @@ def test_tracker_overrides_parse_values_and_name_a_bad_one():
     from train.track.__main__ import tracker_params
 
     assert tracker_params(["high_thresh=0.6", "track_buffer=60", "per_class=False"]) == {
-        "high_thresh": 0.6, "track_buffer": 60, "per_class": False}
+        "name": "bytetrack", "high_thresh": 0.6, "track_buffer": 60, "per_class": False}
+    # a checkpoint's tracker config is the base; naming another tracker starts from that tracker's defaults
+    base = {"name": "appearance", "appearance_weight": 0.3}
+    assert tracker_params(["ema_momentum=0.8"], base) == {"name": "appearance", "appearance_weight": 0.3,
+                                                         "ema_momentum": 0.8}
+    assert tracker_params(["name=bytetrack"], base) == {"name": "bytetrack"}
+    with pytest.raises(ConfigError, match="Key 'appearance_weight' not in"):
+        tracker_params(["appearance_weight=0.5"])
     with pytest.raises(ConfigError, match="'abc' of type 'str' could not be converted to Float; full_key: high_thresh"):
         tracker_params(["high_thresh=abc"])
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):

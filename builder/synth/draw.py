@@ -61,15 +61,33 @@ def _rect(img: np.ndarray, x1: float, y1: float, x2: float, y2: float, color: Se
         cv2.rectangle(img, (a, b), (c, d), tuple(int(v) for v in color), -1)
 
 
+def _torso(img: np.ndarray, x1: float, y1: float, x2: float, y2: float, look: Look) -> None:
+    """The torso rectangle in ``look.main`` with ``look.pattern``'s texture in ``look.accent`` (see
+    :data:`builder.synth.dance.PATTERNS`): stripes and checks of a period of 1/3 of the torso width, at least 4 px."""
+    _rect(img, x1, y1, x2, y2, look.main)
+    if look.pattern == 0:
+        return
+    half = max(int(round((x2 - x1) / 6)), 2)  # half a period
+    a, b = int(round(x1)), int(round(y1))
+    h, w = img.shape[:2]
+    ca, cb, cc, cd = max(a, 0), max(b, 0), min(int(round(x2)), w), min(int(round(y2)), h)  # the part in view
+    if cc <= ca or cd <= cb:
+        return
+    rows, cols = np.mgrid[cb:cd, ca:cc]
+    band_r, band_c = ((rows - b) // half) % 2 == 1, ((cols - a) // half) % 2 == 1
+    mask = {1: band_r, 2: band_c, 3: band_r ^ band_c}[look.pattern]
+    img[cb:cd, ca:cc][mask] = look.accent
+
+
 def draw_person(img: np.ndarray, box: Sequence[int], look: Look) -> None:
-    """A person filling ``box`` exactly: skin-tone head circle, saturated torso, darker legs."""
+    """A person filling ``box`` exactly: skin-tone head circle, saturated (maybe textured) torso, darker legs."""
     x1, y1, x2, y2 = box
     w, h = x2 - x1, y2 - y1
     r = max(min(int(w * 0.3), int(h * 0.12)), 1)
     cx = (x1 + x2 - 1) // 2
     neck = y1 + 2 * r + 1
     hip = y1 + int(round(h * 0.62))
-    _rect(img, x1, neck, x2, max(hip, neck + 1), look.main)
+    _torso(img, x1, neck, x2, max(hip, neck + 1), look)
     gap = max(w // 6, 1) if w >= 4 else 0
     _rect(img, x1 + w * 0.12, hip, cx - gap // 2 + 1, y2, look.second)
     _rect(img, cx + (gap + 1) // 2, hip, x2 - w * 0.12, y2, look.second)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from builder.synth.dance import Bumps, Costumes, uniform_velocity
 from builder.synth.scene import AERIAL_SHAPES, GROUND_SHAPES, VEHICLES, ActorType, Instance, Look, SceneSpec
 
 _SKIN = ((60, 90, 140), (80, 120, 175), (110, 150, 205), (130, 175, 225), (40, 60, 95))
@@ -52,6 +53,8 @@ class _World:
         # Vehicles of an aerial scene drive along a few horizontal lanes; two lanes run vertically.
         self.lanes_y = np.sort(rng.uniform(0.2, 0.85, size=3)) * self.h
         self.lanes_x = np.sort(rng.uniform(0.25, 0.75, size=1)) * self.w
+        self.costumes = Costumes(self.costume_hue, rng) if spec.costumes else None
+        self.bumps = Bumps(spec.bump_prob, rng) if spec.bump_prob > 0 else None
 
     # --- geometry -------------------------------------------------------------------------------------
     def scale_at(self, y: float) -> float:
@@ -106,7 +109,9 @@ class _World:
         if "distractor" in atype.flags:
             grey = int(r.integers(120, 190))
             return Look((grey, grey, grey), (grey - 40, grey - 40, grey - 40), (grey, grey, grey))
-        hue = self.costume_hue + int(r.integers(-8, 9)) if self.spec.similar_looks else int(r.integers(0, 180))
+        if self.costumes is not None:
+            return self.costumes.next_look()
+        hue = int(r.integers(0, 180))
         main = self._hsv(hue, int(r.integers(190, 256)), int(r.integers(170, 256)))
         legs = self._hsv(int(r.integers(0, 180)), int(r.integers(40, 160)), int(r.integers(40, 110)))
         return Look(main, legs, skin)
@@ -132,6 +137,9 @@ class _World:
 
     # --- spawning ---------------------------------------------------------------------------------------
     def _speed(self) -> float:
+        """A new actor's speed, px / frame at perspective scale 1 (one speed for all dancers)."""
+        if self.costumes is not None:
+            return self.spec.speed * self.w
         return self.spec.speed * self.w * float(self.rng.uniform(0.6, 1.4))
 
     def spawn(self, at_border: bool, atype: ActorType | None = None) -> list[_Actor]:
@@ -144,7 +152,8 @@ class _World:
             atype = self.spec.types[int(r.choice(len(self.spec.types), p=self.type_p))]
         if atype.static and at_border:
             return []
-        a = _Actor(self.next_tid, atype, 0.0, 0.0, 0.0, 0.0, float(r.uniform(0.85, 1.15)), self.look_for(atype))
+        size = 1.0 if self.costumes is not None else float(r.uniform(0.85, 1.15))  # dancers: one size
+        a = _Actor(self.next_tid, atype, 0.0, 0.0, 0.0, 0.0, size, self.look_for(atype))
         self.next_tid += 1
         self._place(a, at_border)
         if atype.kind in ("bicycle", "motor") and r.random() < self.spec.rider_prob:
@@ -171,7 +180,9 @@ class _World:
             a.x = -half_w + 1 if direction > 0 else self.w + half_w - 1
         else:
             a.x = float(r.uniform(0.0, 1.0)) * self.w
-        if self.spec.bounce and not at_border:
+        if self.costumes is not None and not a.atype.static:
+            a.vx, a.vy = uniform_velocity(self._speed(), direction, r)
+        elif self.spec.bounce and not at_border:
             a.vy = float(r.normal(0, 0.5 * abs(a.vx)))
 
     def _place_aerial(self, a: _Actor, at_border: bool) -> None:
@@ -229,7 +240,10 @@ class _World:
         if not lo_y < a.y < hi_y:
             a.vy = -abs(a.vy) if a.y > hi_y else abs(a.vy)
         if r.random() < 0.05:
-            a.vx, a.vy = -a.vx, float(r.normal(0, 0.5 * abs(a.vx) + 0.2))
+            if self.costumes is not None:  # an abrupt turn at the same speed
+                a.vx, a.vy = uniform_velocity(math.hypot(a.vx, a.vy), -math.copysign(1.0, a.vx), r)
+            else:
+                a.vx, a.vy = -a.vx, float(r.normal(0, 0.5 * abs(a.vx) + 0.2))
 
     def outside(self, box: tuple[int, int, int, int]) -> bool:
         """True when the box lies wholly outside the frame (the actor has left)."""
@@ -317,6 +331,8 @@ def simulate(spec: SceneSpec, size: tuple[int, int], n_frames: int, rng: np.rand
         for a in actors:
             a.seen = a.seen or not world.outside(world.box_of(a))
             world.step(a)
+        if world.bumps is not None:  # dancers meeting head-on may turn back together
+            world.bumps([a for a in actors if not a.atype.static], world.box_of)
         # An actor that was in view and is now wholly outside has exited for good.
         actors = [a for a in actors if not (a.seen and world.outside(world.box_of(a)))]
     lanes = (tuple(map(float, world.lanes_y)), tuple(map(float, world.lanes_x)))

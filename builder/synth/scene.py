@@ -85,7 +85,9 @@ class SceneSpec:
         speed: typical speed, as a fraction of the image width per frame, of a near actor.
         enter_prob: probability per frame that one new actor enters through a border.
         rider_prob: probability that a spawned two-wheeler carries a rider (a second, person actor).
-        similar_looks: dancers of a sequence share one costume hue (DanceTrack's hard case).
+        costumes: DanceTrack-like dancers (:mod:`builder.synth.dance`): one size and one speed for all, each in
+            its own costume (hue x torso texture), so only appearance tells two of them apart.
+        bump_prob: probability that two dancers meeting head-on both turn back instead of passing.
         bounce: actors stay inside the frame and turn at its edges (a dance stage) instead of leaving.
         extras: ``(type, probability)``: each type is placed once at the start of a sequence with that
             probability, on top of ``objects`` (crowds, clutter regions, static persons, distractors).
@@ -97,7 +99,8 @@ class SceneSpec:
     speed: float
     enter_prob: float = 0.3
     rider_prob: float = 0.0
-    similar_looks: bool = False
+    costumes: bool = False
+    bump_prob: float = 0.0
     bounce: bool = False
     extras: tuple[tuple[ActorType, float], ...] = ()
 
@@ -116,13 +119,17 @@ class Look:
     """Appearance of an actor, fixed at spawn: BGR colours and, for crowds and clutter, sub-parts.
 
     ``parts`` holds ``(x0, y0, x1, y1, b, g, r)`` rows in box-relative units (0..1) for crowds and
-    clutter patches, and is empty otherwise.
+    clutter patches, and is empty otherwise. ``pattern`` is a person's torso texture (index into
+    :data:`builder.synth.dance.PATTERNS`: 0 plain, 1 horizontal stripes, 2 vertical stripes, 3 checks) drawn in
+    ``accent`` over ``main``.
     """
 
     main: tuple[int, int, int]
     second: tuple[int, int, int]
     skin: tuple[int, int, int]
     parts: tuple[tuple[float, ...], ...] = ()
+    pattern: int = 0
+    accent: tuple[int, int, int] = (0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -172,7 +179,7 @@ def scene_spec(source: str, objects: tuple[int, int]) -> SceneSpec:
     if source == "dancetrack":
         dancers = (objects[0] + 1, objects[1] + 1)
         return SceneSpec("stage", (ActorType("1", "person", 1.0),), dancers, speed=0.012, enter_prob=0.15,
-                         similar_looks=True, bounce=True)
+                         costumes=True, bump_prob=0.7, bounce=True)
     if source == "visdrone":
         score0 = frozenset({"score0"})
         types = (ActorType("1", "person", 3.0), ActorType("3", "bicycle", 0.5), ActorType("4", "car", 5.0),

@@ -252,7 +252,7 @@ def _move_into_place(new: Path, target: Path, trash: Path) -> None:
         shutil.rmtree(trash)
 
 
-def write_synth(out: str | Path, *, scale: str = "tiny", seed: int = 0, sources: Sequence[str] = SOURCES,
+def write_synth(out: str | Path, *, scale: str | SynthScale = "tiny", seed: int = 0, sources: Sequence[str] = SOURCES,
                 overwrite: bool = False, progress: bool = False) -> dict[str, Path]:
     """Write synthetic raw datasets under ``out/<source>/`` in the official layouts (see the module docstring).
 
@@ -261,7 +261,8 @@ def write_synth(out: str | Path, *, scale: str = "tiny", seed: int = 0, sources:
 
     Args:
         out: output folder (created if missing), e.g. ``data/raw``.
-        scale: a name from :data:`SCALES` (``"tiny"`` for tests, ``"demo"`` for ``make demo``).
+        scale: a name from :data:`SCALES` (``"tiny"`` for tests, ``"demo"`` for ``make demo``) or a
+            :class:`SynthScale` of one's own (e.g. many held-out DanceTrack-like sequences for a benchmark).
         seed: integer seed; the same seed and scale give byte-identical files.
         sources: which of :data:`SOURCES` to write.
         overwrite: replace an existing non-empty ``out/<source>`` folder instead of refusing.
@@ -274,7 +275,7 @@ def write_synth(out: str | Path, *, scale: str = "tiny", seed: int = 0, sources:
         NotRegisteredError: unknown scale or source (the message lists the valid names).
         BuilderError: ``out/<source>`` already holds data and ``overwrite`` is false.
     """
-    params = get_scale(scale)
+    params = scale if isinstance(scale, SynthScale) else get_scale(scale)
     sources = list(dict.fromkeys(sources))
     for source in sources:
         if source not in SOURCES:

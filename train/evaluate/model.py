@@ -1,7 +1,9 @@
 """Evaluate a detector as a tracker on a build's val sets: what stage training calls during and after a stage.
 
 For every val set (the ``<source>__`` prefix of a build split's sequence folders) the detector runs over
-every frame (eval mode, no grad, frames batched), the ByteTrack-style tracker links the detections, and
+every frame (eval mode, no grad, frames batched), the configured tracker (``tracker_params["name"]``: motion-only
+ByteTrack or the appearance tracker) links the detections, with their appearance embeddings when the detector
+has an embedding branch (:class:`train.track.runner.TorchDetector` passes them on), and
 
 - ``<out_dir>/<val set>/tracker/<seq>.txt`` holds the MOTChallenge result files, and ``tracker/results.json`` the
   sidecar naming their class column (:mod:`train.evaluate.result_files`),
@@ -91,7 +93,8 @@ def evaluate_model(model, build_dir: Path | str, split: str, out_dir: Path | str
         split: usually ``val``.
         out_dir: where ``<val set>/tracker/<seq>.txt`` and ``<val set>/metrics.json`` go.
         classes: the model's class list (ids 1-based); None = the build's.
-        tracker_params: :class:`train.track.bytetrack.ByteTracker` keyword arguments.
+        tracker_params: ``name`` (``bytetrack`` | ``appearance``) and the tracker's keyword arguments
+            (:func:`train.track.runner.make_tracker`).
         score_thresh: detections below this score are dropped before tracking and AP.
         device: torch device the model is on.
         val_sets: only these val sets (default all of the split).

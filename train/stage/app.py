@@ -30,12 +30,9 @@ from train.errors import BAD_INPUT
 from train.stage.callbacks import RunGuard
 from train.stage.chaining import (
     check_latest,
-    find_resume_checkpoint,
     load_init_weights,
-    own_checkpoint,
     parent_stage_command,
     resolve_init,
-    resumed_init,
     stage_dir,
 )
 from train.stage.checkpoints import AtomicCheckpointIO
@@ -43,6 +40,7 @@ from train.stage.distributed import supported_precision
 from train.stage.finish import StageRun, finish_failed, finish_stage, fit_stop_info
 from train.stage.module import DetectionModule
 from train.stage.records import interrupted_exit, previous_wall_time
+from train.stage.resume import find_resume_checkpoint, own_checkpoint, resumed_init
 
 log = logging.getLogger(__name__)
 

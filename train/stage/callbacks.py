@@ -47,7 +47,7 @@ class TrackingEval(L.Callback):
         monitor_set: val set whose HOTA is logged as ``val/HOTA``; when the build lacks it, the first
             watched set present is used (with a warning).
         watch: val sets evaluated (``monitor_set`` is always included).
-        tracker_params: keyword arguments of ``train.track.bytetrack.ByteTracker``.
+        tracker_params: the tracker's ``name`` and keyword arguments (``train.track.runner.make_tracker``).
         score_thresh: detections below this score are not given to the tracker.
         max_frames: evaluate at most this many frames per sequence (None = all).
     """

@@ -12,8 +12,15 @@ Class-indexed layouts (K = number of foreground classes):
 
 - Faster R-CNN ``roi_heads.box_predictor.cls_score``: rows [background, class 1..K];
   ``bbox_pred``: 4 rows per class in the same order (background first).
-- FCOS ``head.classification_head.cls_logits``: K rows (output channels), class k at row k - 1.
-- RetinaNet ``head.classification_head.cls_logits``: A * K rows, anchor-major (row a * K + k - 1).
+- FCOS ``head.classification_head.cls_logits``: K + 1 rows (output channels), [background, class 1..K].
+- RetinaNet ``head.classification_head.cls_logits``: A * (K + 1) rows, anchor-major, each anchor's block
+  [background, class 1..K] (row a * (K + 1) + k).
+
+The appearance-embedding branch (``roi_heads.embed_head.*``, ``embed_head.*``; train/stage/embedding.py) is not
+class-indexed: it is carried by name like the box head, bit for bit. What is tied to one build is not carried: the
+identity classifier of the ``identity`` embedding loss (one row per identity of the parent's build) is dropped and
+rebuilt for this stage's build (``rebuilt`` in the run records). A parent without the branch (or a child without
+it) is accepted: the branch starts fresh (``fresh``) or is left out (``dropped_modules``), and the records say so.
 """
 
 from __future__ import annotations
@@ -27,9 +34,11 @@ import torch
 from torch import nn
 from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
 
-from builder.formats.files import read_json, sha256_file
+from builder.formats.files import sha256_file
 from train.errors import ChainingError
-from train.stage.checkpoints import resume_problem, safe_load
+from train.stage.checkpoints import safe_load
+from train.stage.detectors import embedding_loss_of
+from train.stage.embedding import BUILD_SPECIFIC
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +57,59 @@ class InitReport:
     kept: list[str] = field(default_factory=list)
     new: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    rebuilt: list[str] = field(default_factory=list)
+    fresh: list[str] = field(default_factory=list)
+    dropped_modules: list[str] = field(default_factory=list)
 
     def as_parent(self) -> dict:
-        """The ``parent`` entry of model_info.json."""
+        """The ``parent`` entry of model_info.json: path, sha256, the class remap, and the modules not carried from
+        the parent: ``rebuilt`` (tied to one build, e.g. the identity classifier), ``fresh`` (the parent lacks
+        them) and ``dropped_modules`` (this model lacks them)."""
         return {"path": self.path, "sha256": self.sha256, "classes_kept": self.kept,
-                "classes_new": self.new, "classes_dropped": self.dropped}
+                "classes_new": self.new, "classes_dropped": self.dropped, "rebuilt": self.rebuilt,
+                "fresh": self.fresh, "dropped_modules": self.dropped_modules}
 
     @classmethod
     def from_parent(cls, parent: dict) -> InitReport:
         """Inverse of :meth:`as_parent` (a resumed run reads it back from its checkpoint)."""
-        return cls(parent["path"], parent["sha256"], list(parent.get("classes_kept", [])),
-                   list(parent.get("classes_new", [])), list(parent.get("classes_dropped", [])))
+        lists = [list(parent.get(k, [])) for k in ("classes_kept", "classes_new", "classes_dropped", "rebuilt",
+                                                    "fresh", "dropped_modules")]
+        return cls(parent["path"], parent["sha256"], *lists)
+
+
+#: Parameter-name fragments of the appearance-embedding branch (train.stage.detectors).
+EMBEDDING_PARTS = ("embed_head.", "embed_loss.")
+
+
+def _module_names(keys) -> list[str]:
+    """Sorted module prefixes of parameter names (``roi_heads.embed_head.fc.0.weight`` -> ``roi_heads.embed_head``)."""
+    out = set()
+    for k in keys:
+        for part in (BUILD_SPECIFIC, *EMBEDDING_PARTS):
+            if part in k:
+                out.add(k[:k.index(part) + len(part) - 1])
+                break
+    return sorted(out)
+
+
+def carry_embedding(state: dict[str, torch.Tensor], model: nn.Module, report: InitReport) -> dict[str, torch.Tensor]:
+    """``state`` made to fit ``model``'s embedding branch: build-specific tensors (the identity classifier) dropped,
+    branch tensors the parent lacks taken fresh from ``model``, branch tensors ``model`` lacks dropped; ``report``
+    records each (everything else, the branch included when both have it, is carried unchanged)."""
+    own = model.state_dict()
+    branch = embedding_loss_of(model)
+    tied = [k for k in state if BUILD_SPECIFIC in k]
+    rebuilt = set(_module_names(tied))
+    if branch is not None and branch.cfg.loss == "identity":  # this stage builds its own for its build
+        rebuilt |= {f"{n}.identity_classifier" for n, m in model.named_modules() if m is branch}
+    report.rebuilt = sorted(rebuilt)
+    is_branch = [k for k in own if any(p in k for p in EMBEDDING_PARTS)]
+    missing = [k for k in is_branch if k not in state]
+    extra = [k for k in state if k not in own and any(p in k for p in EMBEDDING_PARTS) and k not in tied]
+    report.fresh, report.dropped_modules = _module_names(missing), _module_names(extra)
+    out = {k: v for k, v in state.items() if k not in tied and k not in extra}
+    out.update({k: own[k] for k in missing})
+    return out
 
 
 def stage_dir(runs_root: str | Path, stage: int) -> Path:
@@ -131,7 +182,7 @@ def class_index_layout(model: nn.Module) -> dict[str, tuple[int, int, int]]:
     if isinstance(model, FCOS | RetinaNet):
         anchors = model.head.classification_head.num_anchors if isinstance(model, RetinaNet) else 1
         p = "head.classification_head.cls_logits."
-        return {p + "weight": (1, 0, anchors), p + "bias": (1, 0, anchors)}
+        return {p + "weight": (1, 1, anchors), p + "bias": (1, 1, anchors)}
     raise TypeError(f"no class-index layout for {type(model).__name__}; expected FasterRCNN, FCOS or RetinaNet")
 
 
@@ -194,14 +245,16 @@ def load_init_weights(model: nn.Module, path: str | Path, classes: list[str]) ->
     report = InitReport(str(path), sha256_file(path), kept=[c for c in classes if c in old],
                         new=[c for c in classes if c not in old], dropped=[c for c in old if c not in classes])
     try:
+        state = carry_embedding(state, model, report)
         if old != list(classes):
             state = remap_head(state, model, old, list(classes))
         model.load_state_dict(state)
     except (RuntimeError, KeyError, IndexError, TypeError, AttributeError) as e:
         raise ChainingError(f"{path}: weights do not fit the configured model (same model.arch and "
                             f"model.backbone as the parent run?): {e}") from e
-    log.info("initialised from %s (sha256 %s): classes kept %s, new (fresh head rows) %s, dropped %s",
-             path, report.sha256[:12], report.kept, report.new, report.dropped)
+    log.info("initialised from %s (sha256 %s): classes kept %s, new (fresh head rows) %s, dropped %s; embedding "
+             "branch: rebuilt for this build %s, fresh %s, dropped %s", path, report.sha256[:12], report.kept,
+             report.new, report.dropped, report.rebuilt, report.fresh, report.dropped_modules)
     return report
 
 
@@ -226,138 +279,6 @@ def update_latest(runs_stage_dir: str | Path, run_dir: str | Path) -> Path:
     os.symlink(target, tmp)
     os.replace(tmp, runs_stage_dir / LATEST)
     return runs_stage_dir / LATEST
-
-
-def resumed_init(ckpt: str | Path, run_dir: str | Path) -> InitReport | None:
-    """What the interrupted run being resumed started from: the ``parent`` stored in its checkpoint (see
-    :class:`train.stage.module.DetectionModule` ``extra_checkpoint``), else the ``parent`` of its model_info.json
-    (written when it died), else None. A resumed stage keeps its parent in model_info.json and its
-    regression gate.
-
-    Raises:
-        CheckpointError: the checkpoint cannot be loaded safely (see :func:`train.stage.checkpoints.safe_load`).
-    """
-    blob = safe_load(ckpt, what="Lightning checkpoint", mmap=True)
-    parent = blob.get("parent") if isinstance(blob, dict) else None
-    info = Path(run_dir) / "model_info.json"
-    if parent is None and info.is_file():
-        parent = read_json(info, what="model_info.json").get("parent")
-    try:
-        return InitReport.from_parent(parent) if parent else None
-    except (KeyError, TypeError, AttributeError):
-        raise ChainingError(f"{ckpt}: 'parent' must be {{path, sha256, classes_kept, ...}} as a stage run "
-                            f"records it, got {parent!r}") from None
-
-
-#: Stopping reasons of a run whose ``fit`` ended normally: such a run is finished and never reopened.
-FINISHED_REASONS = ("max_epochs", "early_stopping")
-#: Checkpoints of a run a resume may start from, in order of preference.
-RESUME_CANDIDATES = ("last.ckpt", "best.ckpt")
-
-
-def finished_reason(run_dir: str | Path) -> str | None:
-    """The stopping reason of a finished run (``max_epochs``, ``early_stopping``), else None (still unfinished:
-    interrupted, crashed, killed before it wrote stopping_reason.txt)."""
-    path = Path(run_dir) / "stopping_reason.txt"
-    try:
-        first = path.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
-    except OSError:
-        return None
-    reason = first.removeprefix("reason:").strip()
-    return reason if first.startswith("reason:") and reason in FINISHED_REASONS else None
-
-
-def resumable_checkpoint(run_dir: str | Path) -> Path | None:
-    """The first checkpoint of ``run_dir/checkpoints`` (``last.ckpt``, then ``best.ckpt``) that can be resumed
-    from; every truncated or corrupt one met before it is skipped with a warning naming it."""
-    for name in RESUME_CANDIDATES:
-        ckpt = Path(run_dir) / "checkpoints" / name
-        if not ckpt.is_file():
-            continue
-        problem = resume_problem(ckpt)
-        if problem is None:
-            return ckpt
-        log.warning("skipping %s: %s", ckpt, problem)
-    return None
-
-
-def _run_dirs(root: Path) -> list[Path]:
-    """Run directories of a stage (``latest`` itself left out), most recently checkpointed first."""
-    if not root.is_dir():
-        return []
-    runs = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and p.name != LATEST]
-
-    def activity(run: Path) -> float:
-        stamps = [c.stat().st_mtime for c in (run / "checkpoints").glob("*.ckpt")] if (run / "checkpoints").is_dir() \
-            else []
-        return max(stamps, default=run.stat().st_mtime)
-
-    return sorted(runs, key=activity, reverse=True)
-
-
-def find_resume_checkpoint(resume: bool | str, *, stage: int, runs_root: str | Path) -> tuple[Path, Path] | None:
-    """Resolve ``resume`` to (run dir, checkpoint) or None.
-
-    ``resume=true`` takes the unfinished run of the stage (no ``reason: max_epochs|early_stopping`` in its
-    stopping_reason.txt, not ``latest``) whose checkpoints changed last and that holds a valid checkpoint
-    (``last.ckpt``, else ``best.ckpt``; corrupt ones are skipped with a warning). ``resume=<run dir>`` names the
-    run, ``resume=<.ckpt file>`` the checkpoint. A finished run is never reopened.
-
-    Raises:
-        ChainingError: nothing to resume (names where it looked and what to run instead), a named run that
-            finished, or a named checkpoint that cannot be resumed from (names the file and why).
-    """
-    if resume in (False, None, "", "false"):
-        return None
-    if resume is True or resume == "true":
-        root = stage_dir(runs_root, stage)
-        latest = (root / LATEST).resolve() if (root / LATEST).is_symlink() else None
-        finished = []
-        for run in _run_dirs(root):
-            if finished_reason(run) or run.resolve() == latest:
-                finished.append(run.name)
-                continue
-            ckpt = resumable_checkpoint(run)
-            if ckpt is not None:
-                return run, ckpt
-        done = f"; finished runs are never reopened ({', '.join(sorted(finished))})" if finished else ""
-        raise ChainingError(f"resume=true: nothing to resume: no unfinished run under {root} has a valid "
-                            f"checkpoints/last.ckpt or best.ckpt{done}. Start a new run without resume=true "
-                            "(init_from=<run>/best_model.pth continues from a finished run's weights)")
-    path = Path(resume)
-    run = path.parent.parent if path.suffix == ".ckpt" else path
-    reason = finished_reason(run)
-    if reason:
-        raise ChainingError(f"resume={resume!r}: run {run} finished ({reason}) and is never reopened; start a new "
-                            f"run from its weights with init_from={run / BEST_MODEL}")
-    if path.suffix != ".ckpt":
-        ckpt = resumable_checkpoint(run)
-        if ckpt is None:
-            raise ChainingError(f"resume={resume!r}: {run / 'checkpoints'} holds no valid last.ckpt or best.ckpt")
-        return run, ckpt
-    problem = resume_problem(path)
-    if problem:
-        raise ChainingError(f"resume={resume!r}: {problem}")
-    return run, path
-
-
-def own_checkpoint(run_dir: str | Path) -> tuple[Path, Path] | None:
-    """(run dir, checkpoint) when ``run_dir`` (the directory this run was given) already holds an unfinished run
-    with a valid checkpoint: a job requeued by its scheduler (SLURM, submitit) restarts with the same run
-    directory and continues it. Run directories are unique per launch, so a new run never finds one.
-
-    Raises:
-        ChainingError: ``run_dir`` holds a finished run (it is never trained over).
-    """
-    run_dir = Path(run_dir)
-    if not (run_dir / "checkpoints").is_dir():
-        return None
-    reason = finished_reason(run_dir)
-    if reason:
-        raise ChainingError(f"{run_dir} holds a finished run ({reason}): it is never trained over; use a new run "
-                            f"directory (init_from={run_dir / BEST_MODEL} starts from its weights)")
-    ckpt = resumable_checkpoint(run_dir)
-    return (run_dir, ckpt) if ckpt else None
 
 
 def check_latest(runs_stage_dir: str | Path) -> None:

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from builder.errors import FormatError
 from builder.formats.build_layout import build_classes
-from train.stage.datasets import ClipDataset, FrameDataset, collate_frames
+from train.stage.datasets import ClipDataset, FrameDataset, collate_frames, identity_table
 from train.stage.distributed import resolve_flag, resolve_num_workers
 from train.stage.transforms import make_transform
 
@@ -64,18 +64,23 @@ class EpochSeededSampler(Sampler[tuple[int, int]]):
 
 
 class ShardSampler(Sampler[int]):
-    """Indices ``rank, rank + R, rank + 2R, ...`` of ``length`` in order: rank ``r``'s share of a validation set
-    (every sample on exactly one rank, none repeated; validation needs no equal shards, its metrics are summed
-    with their sample counts across ranks)."""
+    """Rank ``r``'s contiguous share of a validation set of ``length`` samples, in order: indices
+    ``[r * length // R, (r + 1) * length // R)`` for ``R`` ranks. Every sample is on exactly one rank, none repeated;
+    contiguous shards keep consecutive frames of a sequence together (the quasi-dense embedding loss pairs them
+    within a batch). Validation needs no equal shards: its metrics are summed with their sample counts across
+    ranks."""
 
     def __init__(self, length: int, *, num_replicas: int = 1, rank: int = 0) -> None:
         self.length, self.num_replicas, self.rank = length, num_replicas, rank
 
+    def _range(self) -> range:
+        return range(self.rank * self.length // self.num_replicas, (self.rank + 1) * self.length // self.num_replicas)
+
     def __len__(self) -> int:
-        return len(range(self.rank, self.length, self.num_replicas))
+        return len(self._range())
 
     def __iter__(self):
-        return iter(range(self.rank, self.length, self.num_replicas))
+        return iter(self._range())
 
 
 #: Multiplier that keeps (seed, epoch, index) combinations apart in the per-sample seed.
@@ -87,8 +92,9 @@ class BuildDataModule(L.LightningDataModule):
 
     Args:
         build_dir: build root (``build_manifest.json``, ``annotations/{train,val}.json``).
-        batch_size: frames per batch and rank (clips per batch when ``clip_length > 1``); with DDP the global
-            batch is ``batch_size x`` the world size.
+        batch_size: frames per batch and rank; with ``clip_length`` T > 1 the training batch holds
+            ``batch_size // T`` whole clips (at least one), so a config's effective batch in frames stays what it
+            says. With DDP the global batch is ``batch_size x`` the world size.
         num_workers: DataLoader worker processes per rank, or ``auto``: ``min(8, usable CPUs - 1)`` with the
             node's CPUs split between its ranks (:func:`train.stage.distributed.auto_num_workers`). Workers are
             persistent (kept from epoch to epoch) whenever there are any.
@@ -96,7 +102,8 @@ class BuildDataModule(L.LightningDataModule):
         max_size: longest-side cap in px.
         eval_size: validation shortest side in px (None: ``max(scales)``); the model's ``min_size``.
         hflip_prob, photometric, mask_ignore: see :func:`train.stage.transforms.make_transform`.
-        clip_length: 1 yields frames; T > 1 yields non-overlapping clips of T consecutive frames.
+        clip_length: 1 yields frames; T > 1 yields non-overlapping clips of T consecutive frames (the pairs of
+            frames of one clip the quasi-dense embedding loss learns from; ``batch_size`` then counts clips).
         max_train_frames, max_val_frames: keep only the first N frames (debug presets).
         pin_memory: page-locked batches (faster host-to-GPU copies), or ``auto``: on when the Trainer runs on a
             CUDA GPU.
@@ -146,6 +153,13 @@ class BuildDataModule(L.LightningDataModule):
             self.val_set = FrameDataset(self.build_dir, "val", self._transform("val"),
                                         max_frames=self.max_val_frames)
 
+    def identity_table(self) -> dict[tuple[str, int], int]:
+        """``{(sequence, track id): index}`` of the training split's identities (see
+        :func:`train.stage.datasets.identity_table`); call after :meth:`setup`."""
+        self.setup()
+        frames = self.train_set.frames if isinstance(self.train_set, ClipDataset) else self.train_set
+        return identity_table(frames.entries)
+
     def _ranks(self) -> tuple[int, int, int]:
         """(world size, global rank, processes on this node) of the attached Trainer; (1, 0, 1) without one."""
         trainer = self.trainer
@@ -153,19 +167,26 @@ class BuildDataModule(L.LightningDataModule):
             return 1, 0, 1
         return trainer.world_size, trainer.global_rank, trainer.num_devices
 
-    def _loader(self, dataset: Dataset, sampler: Sampler) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler) -> DataLoader:
         trainer = self.trainer
         on_cuda = trainer is not None and trainer.strategy.root_device.type == "cuda"
         workers = resolve_num_workers(self.num_workers, processes=self._ranks()[2])
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=workers,
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                           collate_fn=collate_frames, persistent_workers=workers > 0,
                           pin_memory=resolve_flag(self.pin_memory, "data.pin_memory", auto=on_cuda))
 
     def train_dataloader(self) -> DataLoader:
+        """Shuffled training batches of ``batch_size`` frames per rank (whole clips when ``clip_length > 1``),
+        each rank drawing its shard of the epoch's seeded permutation."""
         world, rank, _ = self._ranks()
-        return self._loader(self.train_set, EpochSeededSampler(len(self.train_set), self.seed,
-                                                               num_replicas=world, rank=rank))
+        clips = max(1, self.batch_size // self.clip_length)
+        return self._loader(self.train_set, clips if self.clip_length > 1 else self.batch_size,
+                            EpochSeededSampler(len(self.train_set), self.seed, num_replicas=world, rank=rank))
 
     def val_dataloader(self) -> DataLoader:
+        """Validation frames in (sequence, frame) order, ``batch_size`` at a time (consecutive frames of a
+        sequence share a batch, so the quasi-dense embedding loss has pairs in validation too); with DDP each
+        rank takes a contiguous shard."""
         world, rank, _ = self._ranks()
-        return self._loader(self.val_set, ShardSampler(len(self.val_set), num_replicas=world, rank=rank))
+        return self._loader(self.val_set, self.batch_size, ShardSampler(len(self.val_set), num_replicas=world,
+                                                                         rank=rank))

@@ -15,6 +15,7 @@ Target dict of one frame (what the transforms and the model's loss see):
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
@@ -62,10 +63,22 @@ class FrameEntry:
     ignore: np.ndarray
 
 
+#: Suffix of a training clip directory, ``__<first raw frame, 7 digits>`` (docs/CONTRACTS.md "Build layout").
+_CLIP_SUFFIX = re.compile(r"__\d{7}$")
 
 
+def sequence_of(video: str) -> str:
+    """The sequence a build directory shows: ``<source>__<seq>`` for a training clip
+    ``<source>__<seq>__<first raw frame>``, the name itself for a val / test sequence. Track ids are unique within
+    it, so ``(sequence_of(video), track id)`` names one identity (identities namespaced per source and sequence)."""
+    return _CLIP_SUFFIX.sub("", video)
 
 
+def identity_table(entries: Sequence[FrameEntry]) -> dict[tuple[str, int], int]:
+    """``{(sequence, track id): identity index}`` over the positives of ``entries`` (indices 0.. in sorted order),
+    what the identity classifier of the ``identity`` embedding loss is sized by."""
+    keys = {(sequence_of(e.video), int(t)) for e in entries for t in e.track_ids if t >= 0}
+    return {key: i for i, key in enumerate(sorted(keys))}
 
 
 def _xywh_to_xyxy(bbox: Sequence[float], where: str) -> list[float]:

@@ -7,6 +7,9 @@ Model contract (torchvision detection API): ``model(images, targets)`` in train 
 named loss components (float32 scalars); in eval mode ``model(images)`` returns per image
 ``{"boxes": (N, 4) float32 xyxy px in the input image's coordinates, "scores": (N,), "labels": (N,) int64}``
 with labels the unified class ids 1..K. ``images`` is a list of float32 (3, H, W) tensors in [0, 1].
+With ``model.embedding.enabled`` the detector carries an appearance-embedding branch (:mod:`train.stage.embedding`,
+wired in by :mod:`train.stage.detectors`): eval outputs gain ``"embeddings"`` (N, D) float32, L2-normalised, and the
+train-mode loss dict gains its named components; the targets then need ``track_ids`` and ``group``.
 
 Resizing: in training the model's internal resize is skipped (``_skip_resize``): the data pipeline already
 did the multi-scale resize with transforms.v2. In eval mode the model resizes the shortest side to
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -34,6 +37,8 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP
 
 from train.errors import ConfigError
 from train.stage.checkpoints import safe_load
+from train.stage.detectors import EmbeddingFCOS, EmbeddingRetinaNet, EmbeddingRoIHeads
+from train.stage.embedding import EmbeddingConfig
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +118,15 @@ def build_model(*, arch: str, backbone: str, num_classes: int, min_size: int = 8
                 tiny_channels: Sequence[int] = (32, 64, 128), anchor_multipliers: Sequence[float] | None = None,
                 aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0), box_head_dim: int = 1024,
                 score_thresh: float = 0.05, detections_per_img: int = 100, rpn_post_nms_top_n_train: int = 2000,
-                rpn_post_nms_top_n_test: int = 1000, box_batch_size_per_image: int = 512) -> nn.Module:
+                rpn_post_nms_top_n_test: int = 1000, box_batch_size_per_image: int = 512,
+                embedding: Mapping | None = None) -> nn.Module:
     """Build a torchvision detector for ``num_classes`` foreground classes (unified ids 1..K).
 
     Args:
         arch: ``fasterrcnn`` | ``fcos`` | ``retinanet``.
         backbone: a key of :data:`BACKBONES` (``tiny`` trains from scratch on CPU; ``resnet50``, ...).
-        num_classes: K, the build's class count (Faster R-CNN gets K + 1 outputs with background at 0).
+        num_classes: K, the build's class count. Every detector gets K + 1 class outputs, row 0 the background,
+            so labels are the unified ids 1..K in and out (FCOS / RetinaNet index their logits by the label).
         min_size, max_size: test-time resize (shortest side, longest-side cap) in pixels.
         weights_path: local COCO-pretrained checkpoint to start from, or None for random init.
         anchor_multipliers: anchor sizes per level as multiples of the level stride (default per arch,
@@ -130,6 +137,8 @@ def build_model(*, arch: str, backbone: str, num_classes: int, min_size: int = 8
             box_batch_size_per_image: proposals sampled per image for the box head's loss (Faster R-CNN;
             torchvision defaults 2000 / 1000 / 512; the CPU demo uses far fewer: the box head dominates).
         score_thresh: minimum detection score kept in eval mode. detections_per_img: cap per image.
+        embedding: ``model.embedding`` (:class:`train.stage.embedding.EmbeddingConfig` keys); None or
+            ``enabled: false`` builds the plain detector.
 
     Raises:
         KeyError: unknown arch or backbone (lists the valid names).
@@ -143,7 +152,7 @@ def build_model(*, arch: str, backbone: str, num_classes: int, min_size: int = 8
     strides = _level_strides(body)
     mults = anchor_multipliers or DEFAULT_ANCHOR_MULTIPLIERS[arch]
     sizes = tuple(tuple(int(round(s * m)) for m in mults) for s in strides)
-    common = dict(min_size=min_size, max_size=max_size, _skip_resize=True, detections_per_img=detections_per_img)
+    embed = EmbeddingConfig.from_mapping(embedding)
     if arch == "fasterrcnn":
         anchors = AnchorGenerator(sizes, (tuple(aspect_ratios),) * len(sizes))
         head = TwoMLPHead(body.out_channels * 7 * 7, box_head_dim)
@@ -156,15 +165,26 @@ def build_model(*, arch: str, backbone: str, num_classes: int, min_size: int = 8
                            rpn_post_nms_top_n_test=rpn_post_nms_top_n_test,
                            box_batch_size_per_image=box_batch_size_per_image,
                            min_size=min_size, max_size=max_size, _skip_resize=True)
-    elif arch == "fcos":
-        anchors = AnchorGenerator(sizes, ((1.0,),) * len(sizes))
-        model = FCOS(body, num_classes, anchor_generator=anchors, score_thresh=score_thresh, **common)
+        if embed:  # the embedding head, sibling of the box head on the same RoI features
+            model.roi_heads = EmbeddingRoIHeads(model.roi_heads, body.out_channels, embed)
     else:
-        anchors = AnchorGenerator(sizes, (tuple(aspect_ratios),) * len(sizes))
-        model = RetinaNet(body, num_classes, anchor_generator=anchors, score_thresh=score_thresh, **common)
+        model = _one_stage(arch, body, num_classes, sizes, aspect_ratios, embed, min_size=min_size, max_size=max_size,
+                           _skip_resize=True, detections_per_img=detections_per_img, score_thresh=score_thresh)
     if weights_path:
         load_pretrained(model, weights_path)
     return model
+
+
+def _one_stage(arch: str, body: nn.Module, num_classes: int, sizes: tuple, aspect_ratios: Sequence[float],
+               embed: EmbeddingConfig | None, **kwargs) -> nn.Module:
+    """FCOS (one square anchor per location) or RetinaNet, with the dense embedding head when ``embed``."""
+    ratios = ((1.0,),) if arch == "fcos" else (tuple(aspect_ratios),)
+    anchors = AnchorGenerator(sizes, ratios * len(sizes))
+    outputs = num_classes + 1  # row 0 = background (never a positive), rows 1..K = the unified ids
+    if embed:
+        cls = EmbeddingFCOS if arch == "fcos" else EmbeddingRetinaNet
+        return cls(body, outputs, anchor_generator=anchors, embedding=embed, **kwargs)
+    return (FCOS if arch == "fcos" else RetinaNet)(body, outputs, anchor_generator=anchors, **kwargs)
 
 
 def load_pretrained(model: nn.Module, weights_path: str | Path) -> dict[str, list[str]]:

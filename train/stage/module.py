@@ -2,15 +2,17 @@
 
 Batches are ``(images, targets)`` as :func:`train.stage.datasets.collate_frames` makes them: ``images`` a list of
 float32 (3, H, W) in [0, 1], ``targets`` a list of dicts with ``boxes`` (N, 4) float32 xyxy px and
-``labels`` (N,) int64 (1..K). The detector returns a dict of named loss components (torchvision's
-references/detection/engine.py practice); they are summed, checked finite and each logged by name as
-``train/<component>`` / ``val/<component>``, with the sum as ``train/loss`` / ``val/loss``.
+``labels`` (N,) int64 (1..K), ``track_ids`` (N,) int64 and ``video``. The detector returns a dict of named loss
+components (torchvision's references/detection/engine.py practice; with ``model.embedding`` also
+``loss_embed`` / ``loss_embed_aux`` or ``loss_identity`` / ``loss_triplet``); they are summed, checked finite and
+each logged by name as ``train/<component>`` / ``val/<component>``, with the sum as ``train/loss`` / ``val/loss``.
 """
 
 from __future__ import annotations
 
+import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 
 import lightning as L
@@ -20,6 +22,10 @@ from lightning.pytorch.utilities import grad_norm
 from torch import nn
 
 from train.errors import ConfigError, NonFiniteLossError
+from train.stage.datasets import sequence_of
+from train.stage.detectors import embedding_loss_of
+
+log = logging.getLogger(__name__)
 
 #: Parameter-name prefix of the backbone body (torchvision detectors: ``backbone.body``; the FPN is "rest").
 BACKBONE_PREFIX = "backbone.body."
@@ -27,6 +33,24 @@ BACKBONE_PREFIX = "backbone.body."
 
 #: Offset between the data seeds (sampler) and the per-epoch seed of the detector's own sampling.
 MODEL_SEED_OFFSET = 1_000_003
+
+
+def model_targets(targets: Sequence[Mapping], identities: Mapping[tuple[str, int], int] | None = None) -> list[dict]:
+    """What the detector's loss reads from each dataset target (train.stage.datasets): ``boxes``, ``labels``,
+    ``track_ids``, ``group`` (() int64: frames of one sequence share it, numbered in batch order, so the quasi-dense
+    loss pairs the frames of a clip) and, given an identity table, ``identities`` ((N,) int64, -1 unknown)."""
+    groups: dict[str, int] = {}
+    out = []
+    for i, t in enumerate(targets):
+        sequence = sequence_of(t["video"]) if "video" in t else f"#{i}"
+        tracks = t.get("track_ids", torch.full((len(t["labels"]),), -1, dtype=torch.int64))
+        item = {"boxes": t["boxes"], "labels": t["labels"], "track_ids": tracks,
+                "group": torch.tensor(groups.setdefault(sequence, len(groups)), device=tracks.device)}
+        if identities is not None:
+            item["identities"] = torch.tensor([identities.get((sequence, int(k)), -1) for k in tracks.tolist()],
+                                              dtype=torch.int64, device=tracks.device)
+        out.append(item)
+    return out
 
 
 class DetectionModule(L.LightningModule):
@@ -59,6 +83,19 @@ class DetectionModule(L.LightningModule):
         self.scheduler_interval = scheduler_interval
         self.seed = seed
         self.extra_checkpoint = extra_checkpoint or {}
+        self.identities: dict[tuple[str, int], int] | None = None
+
+    def setup(self, stage: str) -> None:
+        """Size the identity classifier of the ``identity`` embedding loss by the build's identities (it is tied to
+        one build: rebuilt for every stage, never carried over; see train.stage.chaining)."""
+        branch = embedding_loss_of(self.model)
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if branch is None or branch.cfg.loss != "identity" or datamodule is None:
+            return
+        self.identities = datamodule.identity_table()
+        branch.set_identity_count(len(self.identities))
+        log.info("identity classifier built for %d identities (sequence, track id) of %s", len(self.identities),
+                 getattr(datamodule, "build_dir", "the build"))
 
     def forward(self, images: list[torch.Tensor]) -> list[dict]:
         """Detections per image (eval mode): boxes (N, 4) xyxy px, scores (N,), labels (N,) int64."""
@@ -71,8 +108,7 @@ class DetectionModule(L.LightningModule):
             NonFiniteLossError: the sum is NaN or infinite (before any backward, so weights stay finite).
         """
         images, targets = batch
-        targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
-        components = self.model(images, targets)
+        components = self.model(images, model_targets(targets, self.identities))
         loss = sum(components.values())
         if not torch.isfinite(loss):
             values = {k: float(v.detach()) for k, v in components.items()}

@@ -1,1 +1,1 @@
-"""Tracking: the ByteTrack-style tracker, its Kalman filter, and running a detector + tracker over sequences."""
+"""Tracking: the motion-only ByteTrack-style and the motion + appearance trackers, their Kalman filter, and running them over a detector's or public detections."""

@@ -1,9 +1,14 @@
-"""Run a detector + the ByteTrack-style tracker over MOTChallenge-layout sequences; write result files.
+"""Run a detector + a tracker over MOTChallenge-layout sequences; write result files.
 
 One result file per sequence, ``<out>/<seq>.txt``, rows ``frame,id,x,y,w,h,score,class,-1,-1``
 (1-based frames, xywh pixels, class = unified class id), and the sidecar ``<out>/results.json`` naming the class
 list column 8 refers to (:mod:`train.evaluate.result_files`): column 8 is a world coordinate in other trackers'
 MOTChallenge files, so without the sidecar the evaluation never reads it as a class.
+
+Trackers by name (:data:`TRACKERS`, the ``name`` key of conf/tracker/*.yaml): ``bytetrack`` (motion only,
+:class:`~train.track.bytetrack.ByteTracker`) and ``appearance`` (motion + the detector's appearance embeddings,
+:class:`~train.track.appearance.AppearanceTracker`). A detector whose outputs carry ``embeddings`` passes them on;
+given public detections instead (train/track/public.py) the same trackers run on the given boxes.
 
 The command line is ``python -m train.track`` (train/track/__main__.py).
 """
@@ -12,21 +17,28 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from builder.errors import NotRegisteredError
 from builder.formats.motchallenge import list_sequences, read_seqinfo, write_results, xyxy_to_xywh
 from train.errors import ConfigError, TrainError
 from train.evaluate.result_files import write_sidecar
+from train.track.appearance import AppearanceTracker
 from train.track.bytetrack import ByteTracker, Tracks
 
 log = logging.getLogger(__name__)
 
-#: ``detect(image_bgr uint8 (H, W, 3)) -> (boxes (N, 4) float32 xyxy px, scores (N,), labels (N,) int)``.
-DetectFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+#: ``detect(image_bgr uint8 (H, W, 3)) -> (boxes (N, 4) float32 xyxy px, scores (N,), labels (N,) int)``, optionally
+#: followed by ``embeddings (N, D) float32`` (L2-normalised appearance) as a fourth element.
+DetectFn = Callable[[np.ndarray], tuple[np.ndarray, ...]]
+#: Trackers by the ``name`` of their config (conf/tracker/<name>.yaml).
+TRACKERS: dict[str, type[ByteTracker]] = {"bytetrack": ByteTracker, "appearance": AppearanceTracker}
+#: The tracker used when a parameter dict names none.
+DEFAULT_TRACKER = "bytetrack"
 #: Frames sent to the model at once by :class:`TorchDetector` (CPU and GPU both gain from batching).
 DEFAULT_BATCH = 8
 
@@ -35,24 +47,34 @@ class TorchDetector:
     """A torchvision detector as a ``detect`` function, with a batched variant.
 
     Args:
-        model: torchvision detection model (eval-mode output ``[{"boxes", "scores", "labels"}]``).
+        model: torchvision detection model (eval-mode output ``[{"boxes", "scores", "labels"[, "embeddings"]}]``).
         device: torch device (``"cpu"``, ``"cuda"``, a ``torch.device``).
         score_thresh: detections below this score are dropped before tracking.
+        config: the resolved config the model was trained with (a checkpoint's), or None.
 
     Calling converts BGR uint8 (H, W, 3) images to RGB float32 (3, H, W) tensors in [0, 1] and runs the
     model in eval mode under ``torch.no_grad``; boxes come back xyxy pixels of the input image.
     """
 
-    def __init__(self, model, device="cpu", score_thresh: float = 0.05) -> None:
+    def __init__(self, model, device="cpu", score_thresh: float = 0.05, config: dict | None = None) -> None:
         self.model = model
         self.device = device
         self.score_thresh = score_thresh
+        self.config = dict(config or {})
 
-    def __call__(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    @property
+    def has_embedding(self) -> bool:
+        """Whether the model outputs appearance embeddings (an embedding branch)."""
+        from train.stage.detectors import has_embedding
+
+        return has_embedding(self.model)
+
+    def __call__(self, image_bgr: np.ndarray) -> tuple[np.ndarray, ...]:
         return self.batch([image_bgr])[0]
 
-    def batch(self, images_bgr: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Detections for several images at once (one forward pass)."""
+    def batch(self, images_bgr: Sequence[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
+        """Detections for several images at once (one forward pass); with the model's ``embeddings`` (N, D)
+        float32 as a fourth element when it has an embedding branch."""
         import torch
 
         self.model.eval()
@@ -63,8 +85,11 @@ class TorchDetector:
         result = []
         for out in outputs:
             keep = out["scores"] >= self.score_thresh
-            result.append((out["boxes"][keep].float().cpu().numpy(), out["scores"][keep].float().cpu().numpy(),
-                           out["labels"][keep].cpu().numpy().astype(np.int64)))
+            dets = (out["boxes"][keep].float().cpu().numpy(), out["scores"][keep].float().cpu().numpy(),
+                    out["labels"][keep].cpu().numpy().astype(np.int64))
+            if "embeddings" in out:
+                dets += (out["embeddings"][keep].float().cpu().numpy(),)
+            result.append(dets)
         return result
 
 
@@ -75,7 +100,8 @@ def detector_from_checkpoint(path: Path | str, device="cpu",
     The file is loaded with ``torch.load(weights_only=True)`` (``train.stage.checkpoints.safe_load``): a file
     holding anything but tensors and plain containers is refused, never executed. The model is rebuilt with
     ``train.stage.models.build_model(**config["model"], num_classes=len(classes))`` (pretrained-weights path
-    ignored: the checkpoint holds every weight).
+    ignored: the checkpoint holds every weight; the identity classifier of the ``identity`` embedding loss,
+    which tracking never uses, is left out).
 
     Returns:
         (detector, class list).
@@ -88,6 +114,7 @@ def detector_from_checkpoint(path: Path | str, device="cpu",
     if not path.is_file():  # before the heavy imports below: a wrong path is reported at once
         raise TrainError(f"{path}: checkpoint not found (expected a stage run's best_model.pth)")
     from train.stage.checkpoints import safe_load
+    from train.stage.embedding import BUILD_SPECIFIC
     from train.stage.models import build_model
 
     ckpt = safe_load(path, what="a stage run's best_model.pth")
@@ -101,14 +128,14 @@ def detector_from_checkpoint(path: Path | str, device="cpu",
     classes = list(ckpt["classes"])
     try:
         model = build_model(**cfg_model, num_classes=len(classes))
-        model.load_state_dict(ckpt["state_dict"])
+        model.load_state_dict({k: v for k, v in ckpt["state_dict"].items() if BUILD_SPECIFIC not in k})
     except (TypeError, RuntimeError, KeyError, ValueError, AttributeError) as exc:
         raise TrainError(f"{path}: its weights do not fit the model its config describes ({exc})") from None
     model.to(device).eval()
-    return TorchDetector(model, device, score_thresh), classes
+    return TorchDetector(model, device, score_thresh, dict(ckpt["config"])), classes
 
 
-def _frames(seq_dir: Path, max_frames: int | None) -> tuple[float, list[tuple[int, Path | None]]]:
+def sequence_frames(seq_dir: Path, max_frames: int | None) -> tuple[float, list[tuple[int, Path | None]]]:
     """(frame rate, [(frame, image path or None when the image is missing)]) for frames 1..last image."""
     info = read_seqinfo(seq_dir)
     img_dir = seq_dir / info.im_dir
@@ -128,7 +155,7 @@ def _frames(seq_dir: Path, max_frames: int | None) -> tuple[float, list[tuple[in
 
 
 def _detections(detect: DetectFn, frames: list[tuple[int, Path | None]],
-                batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                batch_size: int) -> Iterator[tuple[np.ndarray, ...]]:
     """Detections per frame in order, batched through ``detect.batch`` when the detector has one."""
     batch_fn = getattr(detect, "batch", None)
     empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
@@ -149,23 +176,60 @@ def _detections(detect: DetectFn, frames: list[tuple[int, Path | None]],
             yield dets.get(f, empty)
 
 
+def tracker_class(name: str) -> type[ByteTracker]:
+    """The tracker class registered as ``name`` (:data:`TRACKERS`).
+
+    Raises:
+        NotRegisteredError: an unknown name (lists the valid ones).
+    """
+    if name not in TRACKERS:
+        raise NotRegisteredError.of("tracker", name, TRACKERS)
+    return TRACKERS[name]
+
+
+def tracker_parameters(cls: type[ByteTracker]) -> dict[str, inspect.Parameter]:
+    """The keyword-only parameters of a tracker class and of the tracker classes it extends, by name."""
+    out: dict[str, inspect.Parameter] = {}
+    for klass in reversed(cls.__mro__):
+        if isinstance(klass, type) and issubclass(klass, ByteTracker):
+            params = inspect.signature(klass.__init__).parameters.values()
+            out.update({p.name: p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY})
+    return out
+
+
 def make_tracker(params: dict | None, frame_rate: float) -> ByteTracker:
-    """A :class:`ByteTracker` from a parameter dict (e.g. the ``tracker`` config group); ``frame_rate`` is the
+    """A tracker from a parameter dict (e.g. the ``tracker`` config group): ``name`` picks the class
+    (:data:`TRACKERS`, default ``bytetrack``), the other keys are its keyword arguments; ``frame_rate`` is the
     sequence's unless ``params`` sets it.
 
     Raises:
-        ConfigError: an unknown parameter name (lists the valid ones).
+        ConfigError: an unknown parameter name (lists the valid ones). NotRegisteredError: an unknown name.
     """
     params = dict(params or {})
-    valid = [n for n in inspect.signature(ByteTracker).parameters if n != "self"]
+    cls = tracker_class(params.pop("name", DEFAULT_TRACKER))
+    valid = list(tracker_parameters(cls))
     unknown = sorted(set(params) - set(valid))
     if unknown:
-        raise ConfigError(f"tracker parameter(s) {unknown} not known; valid: {valid}")
-    return ByteTracker(**{"frame_rate": frame_rate, **params})
+        raise ConfigError(f"tracker parameter(s) {unknown} not known to {cls.__name__}; valid: {valid}")
+    return cls(**{"frame_rate": frame_rate, **params})
 
 
 #: ``on_detections(frame, boxes (N, 4) xyxy px, scores (N,), labels (N,))``, called before tracking.
 DetectionHook = Callable[[int, np.ndarray, np.ndarray, np.ndarray], None]
+
+
+def run_tracker(tracker: ByteTracker, detections: Iterable[tuple[int, tuple[np.ndarray, ...]]], out_file: Path | str,
+                on_detections: DetectionHook | None = None) -> Path:
+    """Feed ``(frame, (boxes, scores, labels[, embeddings]))`` in frame order to ``tracker``; write the result file
+    ``out_file`` (rows ``frame,id,x,y,w,h,score,class,-1,-1``) and return its path."""
+    rows: list[tuple[int, Tracks]] = []
+    for f, (boxes, scores, labels, *rest) in detections:
+        if on_detections is not None:
+            on_detections(f, boxes, scores, labels)
+        rows.append((f, tracker.update(boxes, scores, labels, rest[0] if rest else None)))
+    frames_col = np.concatenate([np.full(len(t), f) for f, t in rows]) if rows else np.zeros(0)
+    return write_results(out_file, frames_col, _stack(rows, "track_ids"), xyxy_to_xywh(_stack(rows, "boxes")),
+                         _stack(rows, "scores"), _stack(rows, "labels"))
 
 
 def track_sequence(detect: DetectFn, seq_dir: Path | str, out_file: Path | str, *, tracker_params: dict | None = None,
@@ -178,7 +242,8 @@ def track_sequence(detect: DetectFn, seq_dir: Path | str, out_file: Path | str, 
         detect: see :data:`DetectFn`; if it has a ``batch(images)`` method, frames go through it in batches.
         seq_dir: MOTChallenge sequence folder.
         out_file: result file to write.
-        tracker_params: keyword arguments of :class:`ByteTracker` (``frame_rate`` defaults to seqinfo's).
+        tracker_params: ``name`` and keyword arguments of a tracker (:func:`make_tracker`; ``frame_rate``
+            defaults to seqinfo's).
         batch_size: frames per ``detect.batch`` call.
         max_frames: only frames 1..max_frames (quick evaluations during training).
         on_detections: called with every frame's raw detections (e.g. to collect them for detection AP).
@@ -186,16 +251,10 @@ def track_sequence(detect: DetectFn, seq_dir: Path | str, out_file: Path | str, 
             file, so that column 8 is read as that class. Without it the file reads as another tracker's.
     """
     seq_dir = Path(seq_dir)
-    frame_rate, frames = _frames(seq_dir, max_frames)
+    frame_rate, frames = sequence_frames(seq_dir, max_frames)
     tracker = make_tracker(tracker_params, frame_rate)
-    rows: list[tuple[int, Tracks]] = []
-    for (f, _), (boxes, scores, labels) in zip(frames, _detections(detect, frames, batch_size), strict=True):
-        if on_detections is not None:
-            on_detections(f, boxes, scores, labels)
-        rows.append((f, tracker.update(boxes, scores, labels)))
-    frames_col = np.concatenate([np.full(len(t), f) for f, t in rows]) if rows else np.zeros(0)
-    out = write_results(out_file, frames_col, _stack(rows, "track_ids"), xyxy_to_xywh(_stack(rows, "boxes")),
-                        _stack(rows, "scores"), _stack(rows, "labels"))
+    detections = zip((f for f, _ in frames), _detections(detect, frames, batch_size), strict=True)
+    out = run_tracker(tracker, detections, out_file, on_detections)
     if classes is not None:
         write_sidecar(out.parent, classes, [out.stem])
     return out
