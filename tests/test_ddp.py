@@ -24,8 +24,9 @@ RECORDS = ("model_info.json", "training_history.json", "stopping_reason.txt", "r
            "regression.json", "best_model.pth")
 #: Frames per rank per batch; the 1-process run uses WORLD x this (the same global batch).
 BATCH, WORLD, EPOCHS = 2, 2, 2
-#: Relative tolerance on the epoch-mean training loss (why: test_ddp_loss_matches_one_process_with_the_same_global_batch).
-LOSS_RTOL = 0.02
+#: Relative tolerance on the epoch-mean training loss, per epoch (why:
+#: test_ddp_loss_matches_one_process_with_the_same_global_batch).
+LOSS_RTOL = (0.01, 0.05)
 
 
 def _train(tmp: Path, name: str, *overrides: str) -> tuple[Path, subprocess.CompletedProcess]:
@@ -103,23 +104,24 @@ def test_every_rank_trains_on_a_disjoint_shard_and_together_on_the_one_process_b
 @pytest.mark.slow
 def test_ddp_loss_matches_one_process_with_the_same_global_batch(runs):
     """The epoch-mean training loss of the 2-process run (each step's loss averaged over the ranks: logged with
-    sync_dist) is within LOSS_RTOL = 2% of the 1-process run's, in the first epoch (6 steps from the same
-    initial weights) and in the second (after those 6 steps).
+    sync_dist) is within LOSS_RTOL = 1% of the 1-process run's in the first epoch (6 steps from the same initial
+    weights) and within 5% in the second (after those 6 steps).
 
     What is identical: the frames of every global batch and their augmentations (test above), the initial weights
-    (same seed; DDP broadcasts rank 0's), the averaged gradients, the clipping, the LR; and the loss of given
-    weights on given frames, because ExhaustiveSampling puts every anchor and proposal into Faster R-CNN's loss
-    instead of a random sample drawn from each process's RNG. What is not: each rank normalises its loss by its
-    own count of anchors / proposals, so DDP averages 2 per-rank means where one process takes one mean over the
-    whole batch (and float sums run in another order). Measured on this fixture (2 CPU cores, torch 2.15):
-    0.2% in epoch 0 and 0.6% in epoch 1 (printed below); with the detector's random sampling left on, 0.6% and
-    3.5%. A broken DDP moves the epoch-1 loss far more: every step doubled (what summing the ranks' gradients
-    instead of averaging them does; 1 process with lr_scale=2) by 15%, each rank stepping on its own half of
-    the batch (1 process, batch 2) by 32%.
+    (same seed; DDP broadcasts rank 0's), the averaged gradients, the clipping, the LR; the loss of given weights on
+    given frames, because ExhaustiveSampling puts every anchor and proposal into Faster R-CNN's loss instead of a
+    random sample drawn from each process's RNG; and the quasi-dense embedding loss, a mean over the batch's clips
+    (train.stage.association_losses.quasi_dense_losses). What is not: Faster R-CNN normalises its losses by the
+    batch's count of anchors / proposals, so DDP averages 2 per-rank means where one process takes one mean over
+    the whole batch (and float sums run in another order); the small differences grow as the weights move apart.
+    Measured on this fixture (2 CPU cores, torch 2.15, the default quasi-dense embedding on): 0.1% in epoch 0 and
+    3.0% in epoch 1 (printed below). A broken DDP moves the loss far more: every step doubled (what summing the
+    ranks' gradients instead of averaging them does; 1 process with lr_scale=2) by 43% and 75%, each rank
+    stepping on its own half of the batch (1 process, batch 2) by 20% and 43%.
     """
     ddp, single, _, _, _ = runs
     history = [json.loads((d / "latest" / "training_history.json").read_text())["epochs"] for d in (ddp, single)]
     for epoch in range(EPOCHS):
         a, b = (h[epoch]["train"]["loss"] for h in history)
         print(f"epoch {epoch}: train/loss DDP {a:.5f}, 1 process {b:.5f}, relative difference {abs(a - b) / b:.4f}")
-        assert abs(a - b) <= LOSS_RTOL * b, (epoch, a, b)
+        assert abs(a - b) <= LOSS_RTOL[epoch] * b, (epoch, a, b)

@@ -144,6 +144,13 @@ def test_model_targets_number_sequences_and_namespace_identities():
     assert out[0]["identities"].tolist() == [-1, 0, -1] and out[1]["identities"].tolist() == [-1, 1, -1]
 
 
+def test_frames_of_a_clip_share_a_group_and_two_clips_of_one_sequence_do_not():
+    _, targets = _pair()
+    clips = [{**targets[0], "clip": 7}, {**targets[1], "clip": 7}, {**targets[0], "clip": 3},
+             {**targets[1], "clip": 3}]
+    assert [int(t["group"]) for t in model_targets(clips)] == [0, 0, 1, 1]  # one sequence, two clips
+
+
 # --- learning -------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("arch,loss", [("fasterrcnn", "quasi_dense"), ("fcos", "quasi_dense"),
                                        ("fasterrcnn", "identity")])

@@ -12,7 +12,8 @@ batch). Identities are namespaced per sequence: samples of different groups neve
   CVPR 2021, eqs. 3-5): every sample is a key; its references are the samples of the *other* frames of its group;
   references of the same track are positives, the others negatives. Multi-positive contrastive loss on dot
   products plus an auxiliary L2 loss on cosine similarities (QDTrack's own settings: negatives at most 3x the
-  positives, hardest first, a 0.1 margin on negatives). Needs no identity count, so it survives from stage to stage.
+  positives, hardest first, a 0.1 margin on negatives), per group, averaged over the groups. Needs no identity
+  count, so it survives from stage to stage.
 - Identity classification (JDE, Wang et al. ECCV 2020; FairMOT, Zhang et al. IJCV 2021): cross-entropy of a linear
   classifier over the build's identities on scaled, L2-normalised embeddings, plus a batch-hard triplet loss
   (Hermans et al., "In Defense of the Triplet Loss for Person Re-Identification", 2017) on the cosine distances.
@@ -88,12 +89,24 @@ def quasi_dense_losses(embeddings: torch.Tensor, track_ids: torch.Tensor, groups
                        frames: torch.Tensor, *, neg_margin: float = 0.1,
                        neg_pos_ratio: int = 3) -> dict[str, torch.Tensor]:
     """``{"loss_embed": multi-positive contrastive, "loss_embed_aux": cosine L2}`` (unweighted) of (S, D) raw
-    embeddings; see the module docstring for the sample tensors."""
-    positive, negative = pair_masks(track_ids, groups, frames)
-    unit = F.normalize(embeddings, dim=1)
-    return {"loss_embed": multi_positive_contrastive(embeddings @ embeddings.T, positive, negative),
-            "loss_embed_aux": cosine_pair_loss(unit @ unit.T, positive, negative, neg_margin=neg_margin,
-                                               neg_pos_ratio=neg_pos_ratio)}
+    embeddings; see the module docstring for the sample tensors.
+
+    Each group (a clip: a key frame and its reference frames, as QDTrack samples them) gets its own loss, hard
+    negatives mined within it; the batch's loss is the mean over its groups. So a clip's loss does not depend on the
+    other clips of its batch, and the mean over DDP ranks holding equal numbers of clips equals the loss of one
+    process holding them all (what tests/test_ddp.py checks)."""
+    per_group: dict[str, list[torch.Tensor]] = {"loss_embed": [], "loss_embed_aux": []}
+    for g in torch.unique(groups):
+        mask = groups == g
+        emb = embeddings[mask]
+        positive, negative = pair_masks(track_ids[mask], groups[mask], frames[mask])
+        unit = F.normalize(emb, dim=1)
+        per_group["loss_embed"].append(multi_positive_contrastive(emb @ emb.T, positive, negative))
+        per_group["loss_embed_aux"].append(cosine_pair_loss(unit @ unit.T, positive, negative, neg_margin=neg_margin,
+                                                            neg_pos_ratio=neg_pos_ratio))
+    if not per_group["loss_embed"]:
+        return {name: _zero(embeddings) for name in per_group}
+    return {name: torch.stack(values).mean() for name, values in per_group.items()}
 
 
 def identity_scale(num_identities: int) -> float:

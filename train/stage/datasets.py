@@ -249,8 +249,8 @@ class FrameDataset(Dataset):
 class ClipDataset(Dataset):
     """Clips of ``clip_length`` consecutive frames of one sequence, for association learning.
 
-    ``ds[i] -> list of (image, target)`` of length ``clip_length``; clips do not overlap and never cross a
-    sequence boundary; a sequence shorter than ``clip_length`` yields no clip. Every frame of a clip gets the
+    ``ds[i] -> list of (image, target)`` of length ``clip_length``, each target with ``"clip": i``; clips do not
+    overlap and never cross a sequence boundary; a sequence shorter than ``clip_length`` yields no clip. Every frame of a clip gets the
     same random augmentation (same scale, flip and photometric change: the transform runs under the same
     seed for each frame), so motion between the frames stays the real motion.
 
@@ -274,7 +274,10 @@ class ClipDataset(Dataset):
         if seed is None:  # one draw from the global RNG for the whole clip
             seed = int(torch.randint(0, 2**62, ()))
         start = self.clips[index]
-        return [self.frames[(start + k, seed)] for k in range(self.clip_length)]
+        frames = [self.frames[(start + k, seed)] for k in range(self.clip_length)]
+        for _, target in frames:
+            target["clip"] = index  # the quasi-dense loss pairs the frames of one clip (train.stage.module)
+        return frames
 
 
 def _clip_starts(entries: list[FrameEntry], clip_length: int) -> list[int]:

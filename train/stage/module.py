@@ -37,15 +37,21 @@ MODEL_SEED_OFFSET = 1_000_003
 
 def model_targets(targets: Sequence[Mapping], identities: Mapping[tuple[str, int], int] | None = None) -> list[dict]:
     """What the detector's loss reads from each dataset target (train.stage.datasets): ``boxes``, ``labels``,
-    ``track_ids``, ``group`` (() int64: frames of one sequence share it, numbered in batch order, so the quasi-dense
-    loss pairs the frames of a clip) and, given an identity table, ``identities`` ((N,) int64, -1 unknown)."""
-    groups: dict[str, int] = {}
+    ``track_ids``, ``group`` (() int64, numbered in batch order: the frames the quasi-dense loss pairs share it) and,
+    given an identity table, ``identities`` ((N,) int64, -1 unknown).
+
+    Groups: the frames of one clip (targets of :class:`train.stage.datasets.ClipDataset` carry ``"clip"``), as
+    QDTrack pairs a key frame with a reference frame of the same video; without clips, the frames of one sequence
+    (validation batches of consecutive frames). Grouping by clip keeps a clip's loss independent of the other
+    clips in its batch, so it is the same in one process and in a DDP rank holding a part of the batch."""
+    groups: dict[tuple, int] = {}
     out = []
     for i, t in enumerate(targets):
         sequence = sequence_of(t["video"]) if "video" in t else f"#{i}"
+        key = ("clip", int(t["clip"])) if "clip" in t else ("sequence", sequence)
         tracks = t.get("track_ids", torch.full((len(t["labels"]),), -1, dtype=torch.int64))
         item = {"boxes": t["boxes"], "labels": t["labels"], "track_ids": tracks,
-                "group": torch.tensor(groups.setdefault(sequence, len(groups)), device=tracks.device)}
+                "group": torch.tensor(groups.setdefault(key, len(groups)), device=tracks.device)}
         if identities is not None:
             item["identities"] = torch.tensor([identities.get((sequence, int(k)), -1) for k in tracks.tolist()],
                                               dtype=torch.int64, device=tracks.device)
