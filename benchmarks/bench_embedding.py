@@ -3,6 +3,7 @@
 Run (after ``make demo`` or ``make build-data STAGE=1 CURRICULUM=demo``; 2-core CPU, about two minutes)::
 
     python benchmarks/bench_embedding.py                                   # tiny demo model, data/builds/demo_stage1
+    python benchmarks/bench_embedding.py --model fasterrcnn_resnet50 --size 800      # the stage model at its size
     python benchmarks/bench_embedding.py --model fasterrcnn_resnet50 --build data/builds/stage1 --device cuda
 
 Every pair is measured in the same process, alternately (baseline, embedding, baseline, embedding, ...), on the same
@@ -47,6 +48,8 @@ def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dim", type=int, nargs="+", default=[64, 256], help="embedding sizes for the tracker")
     p.add_argument("--device", default="cpu")
     p.add_argument("--overrides", nargs="*", default=["experiment=demo"])
+    p.add_argument("--size", type=int, default=240,
+                   help="shortest image side in px, training and inference (240: the demo's; 800: the stage configs')")
     return p.parse_args(argv)
 
 
@@ -127,7 +130,8 @@ def _alternate(fn_base, fn_embed, rounds: int) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    dm = BuildDataModule(args.build, batch_size=4, num_workers=0, scales=[240], eval_size=240, max_size=480,
+    dm = BuildDataModule(args.build, batch_size=4, num_workers=0, scales=[args.size], eval_size=args.size,
+                         max_size=2 * args.size,
                          clip_length=2, seed=0)
     dm.setup()
     plain, embed, cfg = _models(args, len(dm.classes))
