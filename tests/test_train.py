@@ -182,7 +182,7 @@ def test_forgetting_against_the_parent_stage_is_flagged_and_can_fail_the_stage(b
         del vs["sequence_stats"]  # scripted figures have no statistics: the verdict follows the tolerance alone
     parent_metrics.write_text(json.dumps(metrics))
 
-    result = run_stage(compose_stage(2, build_root, runs, "regression.fail=true", *quick))
+    result = run_stage(compose_stage(2, build_root, runs, "regression.fail=true", "regression.tolerance=1.0", *quick))
     run = runs / "stage2" / "run"
     assert result["exit_code"] == 1
     forgetting = [line for line in (run / "stopping_reason.txt").read_text().splitlines()
