@@ -55,6 +55,24 @@ def test_clip_dataset_yields_consecutive_frames_of_one_sequence(tiny_builds):
     assert len(images) == len(targets) == 6
 
 
+def test_a_frame_range_spaces_a_clips_frames_within_its_build_clip_deterministically(tiny_builds):
+    clips = ClipDataset(tiny_builds[2], "train", clip_length=2, frame_range=6)
+    steps = set()
+    for i in range(len(clips)):
+        for seed in range(8):
+            (_, key), (_, ref) = clips[(i, seed)]
+            step = ref["frame_id"] - key["frame_id"]
+            assert key["video"] == ref["video"] and 1 <= step <= 6  # never across the build clip's end
+            assert step == clips.stride(i, seed) and key["clip"] == ref["clip"] == i
+            steps.add(step)
+    assert len(steps) > 2  # the reference frame really is drawn from the range (as far as short clips allow)
+    assert [clips.stride(0, 3) for _ in range(3)] == [clips.stride(0, 3)] * 3
+    consecutive = ClipDataset(tiny_builds[2], "train", clip_length=2)
+    assert {consecutive.stride(i, s) for i in range(len(consecutive)) for s in range(4)} == {1}
+    with pytest.raises(ConfigError, match="data.frame_range must be >= 1, got 0"):
+        ClipDataset(tiny_builds[2], "train", clip_length=2, frame_range=0)
+
+
 def test_train_transform_moves_boxes_with_the_image():
     image = torch.zeros(3, 100, 200, dtype=torch.uint8)
     target = {"boxes": torch.tensor([[10.0, 20.0, 50.0, 80.0]]), "labels": torch.tensor([1]),

@@ -104,6 +104,8 @@ class BuildDataModule(L.LightningDataModule):
         hflip_prob, photometric, mask_ignore: see :func:`train.stage.transforms.make_transform`.
         clip_length: 1 yields frames; T > 1 yields non-overlapping clips of T consecutive frames (the pairs of
             frames of one clip the quasi-dense embedding loss learns from; ``batch_size`` then counts clips).
+        frame_range: a clip's frames are ``s`` apart, ``s`` drawn from ``1 .. frame_range`` per sample (see
+            :class:`train.stage.datasets.ClipDataset`; 1 = consecutive frames).
         max_train_frames, max_val_frames: keep only the first N frames (debug presets).
         pin_memory: page-locked batches (faster host-to-GPU copies), or ``auto``: on when the Trainer runs on a
             CUDA GPU.
@@ -118,7 +120,7 @@ class BuildDataModule(L.LightningDataModule):
 
     def __init__(self, build_dir: str | Path, *, batch_size: int = 2, num_workers: int = 0,
                  scales: Sequence[int] = (320,), max_size: int = 1000, eval_size: int | None = None, hflip_prob: float = 0.5,
-                 photometric: bool = True, mask_ignore: bool = True, clip_length: int = 1,
+                 photometric: bool = True, mask_ignore: bool = True, clip_length: int = 1, frame_range: int = 1,
                  max_train_frames: int | None = None, max_val_frames: int | None = None,
                  pin_memory: bool | str = False, seed: int = 0) -> None:
         super().__init__()
@@ -130,7 +132,7 @@ class BuildDataModule(L.LightningDataModule):
         self.scales, self.max_size = list(scales), max_size
         self.eval_size = eval_size or max(self.scales)
         self.hflip_prob, self.photometric, self.mask_ignore = hflip_prob, photometric, mask_ignore
-        self.clip_length = clip_length
+        self.clip_length, self.frame_range = clip_length, frame_range
         self.seed = seed
         self.max_train_frames, self.max_val_frames = max_train_frames, max_val_frames
         self.train_set: Dataset | None = None
@@ -145,7 +147,7 @@ class BuildDataModule(L.LightningDataModule):
         if self.train_set is None:
             train_tf = self._transform("train")
             self.train_set = (ClipDataset(self.build_dir, "train", self.clip_length, train_tf,
-                                          max_frames=self.max_train_frames) if self.clip_length > 1 else
+                                          max_frames=self.max_train_frames, frame_range=self.frame_range) if self.clip_length > 1 else
                               FrameDataset(self.build_dir, "train", train_tf, max_frames=self.max_train_frames))
             if len(self.train_set) == 0:
                 raise FormatError(f"{self.build_dir}/annotations/train.json: no training "

@@ -247,44 +247,59 @@ class FrameDataset(Dataset):
 
 
 class ClipDataset(Dataset):
-    """Clips of ``clip_length`` consecutive frames of one sequence, for association learning.
+    """Clips of ``clip_length`` frames of one sequence, for association learning.
 
-    ``ds[i] -> list of (image, target)`` of length ``clip_length``, each target with ``"clip": i``; clips do not
-    overlap and never cross a sequence boundary; a sequence shorter than ``clip_length`` yields no clip. Every frame of a clip gets the
-    same random augmentation (same scale, flip and photometric change: the transform runs under the same
-    seed for each frame), so motion between the frames stays the real motion.
+    ``ds[i] -> list of (image, target)`` of length ``clip_length``, each target with ``"clip": i``. Clip ``i``
+    starts at the ``i``-th non-overlapping window of ``clip_length`` consecutive frames of a build clip (a
+    sequence shorter than ``clip_length`` yields none) and takes every ``s``-th frame from there, ``s`` drawn
+    uniformly from ``1 .. frame_range`` (as far as the build clip reaches; never across its end) with the
+    sample's seed: with ``frame_range`` R > 1 the reference frame of a pair lies up to R frames after the key
+    frame, as QDTrack samples it (mmtracking's ``ref_img_sampler.frame_range``), so the embedding learns
+    identity over time and not only the look of the next frame. Every frame of a clip gets the same random
+    augmentation (same scale, flip and photometric change: the transform runs under the same seed for each
+    frame), so motion between the frames stays the real motion.
 
     Raises:
-        ValueError: ``clip_length < 1``.
+        train.errors.ConfigError: ``clip_length < 1`` or ``frame_range < 1``.
     """
 
     def __init__(self, build_dir: str | Path, split: str, clip_length: int,
-                 transform: Transform | None = None, *, max_frames: int | None = None) -> None:
+                 transform: Transform | None = None, *, max_frames: int | None = None, frame_range: int = 1) -> None:
         if clip_length < 1:
             raise ConfigError(f"data.clip_length must be >= 1, got {clip_length}")
+        if frame_range < 1:
+            raise ConfigError(f"data.frame_range must be >= 1, got {frame_range}")
         self.frames = FrameDataset(build_dir, split, transform, max_frames=max_frames)
         self.clips = _clip_starts(self.frames.entries, clip_length)
-        self.clip_length = clip_length
+        self.clip_length, self.frame_range = clip_length, frame_range
 
     def __len__(self) -> int:
         return len(self.clips)
+
+    def stride(self, index: int, seed: int) -> int:
+        """Frame step of clip ``index`` under ``seed``: uniform in ``1 .. min(frame_range, what fits)``."""
+        start, end = self.clips[index]
+        fits = (end - 1 - start) // (self.clip_length - 1) if self.clip_length > 1 else 1
+        top = max(1, min(self.frame_range, fits))
+        return 1 if top == 1 else int(np.random.default_rng(seed).integers(1, top + 1))
 
     def __getitem__(self, key: Key) -> list[tuple[torch.Tensor, dict]]:
         index, seed = split_key(key)
         if seed is None:  # one draw from the global RNG for the whole clip
             seed = int(torch.randint(0, 2**62, ()))
-        start = self.clips[index]
-        frames = [self.frames[(start + k, seed)] for k in range(self.clip_length)]
+        start, step = self.clips[index][0], self.stride(index, seed)
+        frames = [self.frames[(start + k * step, seed)] for k in range(self.clip_length)]
         for _, target in frames:
             target["clip"] = index  # the quasi-dense loss pairs the frames of one clip (train.stage.module)
         return frames
 
 
-def _clip_starts(entries: list[FrameEntry], clip_length: int) -> list[int]:
+def _clip_starts(entries: list[FrameEntry], clip_length: int) -> list[tuple[int, int]]:
+    """``(start, end of its build clip)`` entry indices of every window of ``clip_length`` frames."""
     starts, run_start = [], 0
     for i in range(1, len(entries) + 1):
         if i == len(entries) or entries[i].video != entries[run_start].video:
-            starts.extend(range(run_start, i - clip_length + 1, clip_length))
+            starts.extend((s, i) for s in range(run_start, i - clip_length + 1, clip_length))
             run_start = i
     return starts
 
