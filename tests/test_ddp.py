@@ -36,7 +36,9 @@ def _train(tmp: Path, name: str, *overrides: str) -> tuple[Path, subprocess.Comp
            "trainer.limit_train_batches=null", "eval.tracking=true", "eval.final=true", "eval.max_frames=4",
            "eval.final_max_frames=4", "+callbacks.spy._target_=train_helpers.BatchSpy",
            f"+callbacks.spy.path={spy}", "+callbacks.exhaustive._target_=train_helpers.ExhaustiveSampling",
-           *overrides]
+           # consecutive-frame pairs: the clips are then disjoint in frames, so the frames a rank saw name the clips
+           # its shard held (with a frame range, two clips may share a frame)
+           "data.frame_range=1", *overrides]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
