@@ -30,18 +30,17 @@ import cv2
 import numpy as np
 from bench_association import heldout_sequences
 
-from builder.formats.motchallenge import read_mot_file, read_seqinfo, xywh_to_xyxy
+from builder.formats.motchallenge import read_mot_file, xywh_to_xyxy
 from train.track.public import BoxEmbedder
-from train.track.runner import detector_from_checkpoint
+from train.track.runner import detector_from_checkpoint, sequence_frames
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _frame(seq_dir: Path, gt, info, frame: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _frame(gt, images: dict[int, Path], frame: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(image BGR uint8, boxes (N, 4) xyxy px, track ids (N,)) of one frame."""
     keep = gt.frames == frame
-    image = cv2.imread(str(seq_dir / info.im_dir / f"{frame:08d}{info.im_ext or '.jpg'}"))
-    return image, xywh_to_xyxy(gt.boxes[keep]), gt.ids[keep]
+    return cv2.imread(str(images[frame])), xywh_to_xyxy(gt.boxes[keep]), gt.ids[keep]
 
 
 def identity_scores(embed: BoxEmbedder, seq_dirs: list[Path], gap: int) -> dict[str, float]:
@@ -49,12 +48,13 @@ def identity_scores(embed: BoxEmbedder, seq_dirs: list[Path], gap: int) -> dict[
     hits = total = 0
     same_sims, other_sims = [], []
     for seq_dir in seq_dirs:
-        gt, info = read_mot_file(seq_dir / "gt" / "gt.txt"), read_seqinfo(seq_dir)
-        frames = set(gt.frames.tolist())
+        gt = read_mot_file(seq_dir / "gt" / "gt.txt")
+        images = {f: p for f, p in sequence_frames(seq_dir, None)[1] if p is not None}
+        frames = set(gt.frames.tolist()) & set(images)
         for f in sorted(frames)[::5]:
             if f + gap not in frames:
                 continue
-            (img_a, box_a, id_a), (img_b, box_b, id_b) = _frame(seq_dir, gt, info, f), _frame(seq_dir, gt, info, f + gap)
+            (img_a, box_a, id_a), (img_b, box_b, id_b) = _frame(gt, images, f), _frame(gt, images, f + gap)
             emb_a, emb_b = embed([img_a, img_b], [box_a, box_b])
             sim = emb_b @ emb_a.T
             same = id_b[:, None] == id_a[None, :]
